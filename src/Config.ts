@@ -1,0 +1,132 @@
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted, Schema } from "effect"
+
+/** Every setting of the service, read once from the environment at startup. */
+export interface AppConfigShape {
+  readonly nodeEnv: "development" | "production" | "test"
+  readonly host: string
+  readonly port: number
+  /** None: start the embedded PostgreSQL (never in production). */
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  readonly dataDir: string
+  readonly embeddedPostgresPort: number
+  /** None: chat is served by the offline demo model (never in production). */
+  readonly claudeApiKey: Option.Option<Redacted.Redacted<string>>
+  readonly claudeBaseUrl: string
+  readonly claudeModel: string
+  readonly claudeTitleModel: string
+  readonly claudeMaxTokens: number
+  readonly claudeMaxRetries: number
+  readonly claudeIdleTimeout: Duration.Duration
+  readonly contextMessageLimit: number
+  readonly contextTokenBudget: number
+  readonly maxMessageChars: number
+  readonly maxBodyBytes: number
+  readonly logLevel: LogLevel.LogLevel
+  /** Empty means any origin (`*`). */
+  readonly corsOrigins: ReadonlyArray<string>
+  readonly wsPingInterval: Duration.Duration
+  readonly wsPongTimeout: Duration.Duration
+  readonly shutdownGrace: Duration.Duration
+  readonly checkpointInterval: Duration.Duration
+  readonly otlpEndpoint: Option.Option<string>
+  readonly otelServiceName: string
+}
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 })
+  )
+
+const seconds = (name: string, fallback: number) =>
+  positiveInt(name, fallback).pipe(Config.map((s) => Duration.seconds(s)))
+
+const nodeEnv = Config.literal("development", "production", "test")("NODE_ENV").pipe(
+  Config.withDefault("development" as const)
+)
+
+/** A secret that may be absent, except in production where its absence is a startup error. */
+const requiredInProduction = <A>(name: string, config: Config.Config<Option.Option<A>>) =>
+  Config.all([nodeEnv, config]).pipe(
+    Config.mapOrFail(([env, value]) =>
+      env === "production" && Option.isNone(value)
+        ? Either.left(ConfigError.MissingData([name], `${name} is required when NODE_ENV=production`))
+        : Either.right(value)
+    )
+  )
+
+const nonEmptySecret = (name: string) =>
+  Config.option(Config.redacted(Config.nonEmptyString(name)))
+
+const claudeApiKey = Config.all([nonEmptySecret("CLAUDE_API_KEY"), nonEmptySecret("ANTHROPIC_API_KEY")]).pipe(
+  Config.map(([primary, conventional]) => Option.orElse(primary, () => conventional))
+)
+
+const httpUrl = (name: string) =>
+  Config.string(name).pipe(
+    Config.validate({ message: "Expected an http(s) URL", validation: (url) => /^https?:\/\/[^\s]+$/.test(url) })
+  )
+
+const corsOrigins = Config.string("CORS_ORIGINS").pipe(
+  Config.withDefault("*"),
+  Config.map((raw) => raw.split(",").map((origin) => origin.trim()).filter((origin) => origin.length > 0)),
+  Config.map((origins) => (origins.includes("*") ? [] : origins))
+)
+
+export const appConfig: Config.Config<AppConfigShape> = Config.all({
+  nodeEnv,
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  port: Config.port("PORT").pipe(Config.withDefault(8080)),
+  databaseUrl: requiredInProduction("DATABASE_URL", nonEmptySecret("DATABASE_URL")),
+  dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
+  embeddedPostgresPort: Config.port("EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),
+  claudeApiKey: requiredInProduction("CLAUDE_API_KEY", claudeApiKey),
+  claudeBaseUrl: httpUrl("CLAUDE_BASE_URL").pipe(Config.withDefault("https://api.anthropic.com")),
+  claudeModel: Config.nonEmptyString("CLAUDE_MODEL").pipe(Config.withDefault("claude-sonnet-5-5")),
+  claudeTitleModel: Config.nonEmptyString("CLAUDE_TITLE_MODEL").pipe(Config.withDefault("claude-haiku-5-5")),
+  claudeMaxTokens: positiveInt("CLAUDE_MAX_TOKENS", 4096),
+  claudeMaxRetries: Config.integer("CLAUDE_MAX_RETRIES").pipe(
+    Config.withDefault(2),
+    Config.validate({ message: "Expected an integer from 0 to 10", validation: (n) => n >= 0 && n <= 10 })
+  ),
+  claudeIdleTimeout: seconds("CLAUDE_IDLE_TIMEOUT_SECONDS", 60),
+  contextMessageLimit: positiveInt("CONTEXT_MESSAGE_LIMIT", 20),
+  contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 160_000),
+  maxMessageChars: positiveInt("MAX_MESSAGE_CHARS", 100_000),
+  maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  corsOrigins,
+  wsPingInterval: seconds("WS_PING_INTERVAL", 30),
+  wsPongTimeout: seconds("WS_PONG_TIMEOUT", 60),
+  shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 25),
+  checkpointInterval: positiveInt("CHECKPOINT_INTERVAL_MS", 1000).pipe(Config.map((ms) => Duration.millis(ms))),
+  otlpEndpoint: Config.option(httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT")),
+  otelServiceName: Config.nonEmptyString("OTEL_SERVICE_NAME").pipe(Config.withDefault("go-chat-backend"))
+})
+
+/** Flattens a ConfigError tree into one line per bad variable, so operators see every problem at once. */
+export const describeConfigError = (error: ConfigError.ConfigError): ReadonlyArray<string> =>
+  ConfigError.reduceWithContext<undefined, ReadonlyArray<string>>(error, undefined, {
+    andCase: (_, left, right) => [...left, ...right],
+    orCase: (_, left, right) => [...left, ...right],
+    invalidDataCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    missingDataCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    sourceUnavailableCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    unsupportedCase: (_, path, message) => [`${path.join(".")}: ${message}`]
+  }).filter((line, index, lines) => lines.indexOf(line) === index)
+
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  problems: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `invalid configuration: ${this.problems.join("; ")}`
+  }
+}
+
+export class AppConfig extends Context.Tag("AppConfig")<AppConfig, AppConfigShape>() {
+  /** Reads the environment through the current ConfigProvider (tests swap it for a map). */
+  static readonly layer = Layer.effect(
+    AppConfig,
+    Effect.mapError(appConfig, (error) => new InvalidConfig({ problems: describeConfigError(error) }))
+  )
+}

@@ -1,0 +1,49 @@
+import { PgClient } from "@effect/sql-pg"
+import { Duration, Effect, Layer, Option, String as Str } from "effect"
+import * as path from "node:path"
+import { AppConfig } from "../Config.js"
+import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
+import { runMigrations } from "./Migrations.js"
+
+/** How long a query may wait for a connection before the database counts as unreachable. */
+export const CONNECT_TIMEOUT = Duration.seconds(2)
+
+/** The client options shared by the service and the tests. */
+export const pgClientOptions = {
+  transformResultNames: Str.snakeToCamel,
+  transformQueryNames: Str.camelToSnake,
+  connectTimeout: CONNECT_TIMEOUT,
+  maxConnections: 10,
+  idleTimeout: Duration.seconds(30),
+  applicationName: "go-chat-backend"
+} as const
+
+/** `PgClient` on an already running server at `url`, with migrations applied. */
+export const layerFromUrl = (url: PgClient.PgClientConfig["url"]) =>
+  Layer.effectDiscard(runMigrations).pipe(
+    Layer.provideMerge(PgClient.layer({ ...pgClientOptions, url }))
+  )
+
+/**
+ * The database of the service: the server at DATABASE_URL, or, when it is unset (never in
+ * production), an embedded PostgreSQL 16 under DATA_DIR, stopped when the layer is released.
+ */
+export const DatabaseLive =
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      if (Option.isSome(config.databaseUrl)) {
+        return layerFromUrl(config.databaseUrl.value)
+      }
+      const dataDir = path.resolve(config.dataDir, "postgres")
+      yield* Effect.logWarning("DATABASE_URL is not set: starting the embedded PostgreSQL").pipe(
+        Effect.annotateLogs({ dataDir, port: config.embeddedPostgresPort })
+      )
+      const embedded = yield* startEmbeddedPostgres({
+        dataDir,
+        port: config.embeddedPostgresPort,
+        database: "gochat"
+      })
+      return layerFromUrl(embedded.url)
+    })
+  )

@@ -1,0 +1,34 @@
+import { SqlError } from "@effect/sql/SqlError"
+import { Effect, Predicate } from "effect"
+import { DatabaseUnavailable } from "../domain/Errors.js"
+
+const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"])
+
+/** SQLSTATE class 08 (connection exception) and 57P0x (server shutting down / starting). */
+const isConnectionSqlState = (code: string) => code.startsWith("08") || /^57P0[1-4]$/.test(code)
+
+const causeOf = (error: unknown): { readonly code?: unknown; readonly message?: unknown } =>
+  typeof error === "object" && error !== null ? error : {}
+
+const isSqlError = (error: unknown): error is SqlError => Predicate.isTagged(error, "SqlError")
+
+/** True when the database could not be reached, as opposed to a query that is wrong. */
+export const isConnectionFailure = (error: SqlError): boolean => {
+  const cause = causeOf(error.cause)
+  if (typeof cause.code === "string" && (CONNECTION_ERRNOS.has(cause.code) || isConnectionSqlState(cause.code))) {
+    return true
+  }
+  const message = typeof cause.message === "string" ? cause.message : ""
+  return /connect|connection terminated|timeout exceeded|Connection ended/i.test(message)
+}
+
+/**
+ * Repository boundary: an unreachable database is a typed, retryable `DatabaseUnavailable`;
+ * any other failure (bad SQL, a row that does not decode) is a bug and becomes a defect (500, logged).
+ */
+export const orUnavailable = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, DatabaseUnavailable, R> =>
+  Effect.catchAll(effect, (error) =>
+    isSqlError(error) && isConnectionFailure(error)
+      ? Effect.fail(new DatabaseUnavailable({ cause: error }))
+      : Effect.die(error)
+  )

@@ -1,0 +1,47 @@
+import { Schema } from "effect"
+import { CodeBlock } from "./CodeBlock.js"
+import { MessageId, ProjectId } from "./Ids.js"
+
+export const Role = Schema.Literal("user", "assistant")
+export type Role = typeof Role.Type
+
+/**
+ * `streaming` while Claude is answering; the others are final. A partial answer keeps
+ * its text under `cancelled`, `error` or `interrupted` (the service stopped mid-answer).
+ */
+export const MessageStatus = Schema.Literal("complete", "streaming", "cancelled", "error", "interrupted")
+export type MessageStatus = typeof MessageStatus.Type
+
+export class Message extends Schema.Class<Message>("Message")({
+  id: MessageId,
+  role: Role,
+  content: Schema.String,
+  status: MessageStatus,
+  /** Present on assistant messages only, as in the PRD. */
+  codeBlocks: Schema.optional(Schema.Array(CodeBlock)),
+  createdAt: Schema.Date
+}) {}
+
+/** A `messages` row as PostgreSQL returns it (column names already camelCased by the client). */
+export class MessageRow extends Schema.Class<MessageRow>("MessageRow")({
+  id: MessageId,
+  projectId: ProjectId,
+  role: Role,
+  content: Schema.String,
+  status: MessageStatus,
+  codeBlocks: Schema.Array(CodeBlock),
+  clientMessageId: Schema.NullOr(Schema.String),
+  stopReason: Schema.NullOr(Schema.String),
+  createdAt: Schema.DateFromSelf
+}) {
+  toMessage(): Message {
+    return new Message({
+      id: this.id,
+      role: this.role,
+      content: this.content,
+      status: this.status,
+      ...(this.role === "assistant" ? { codeBlocks: this.codeBlocks } : {}),
+      createdAt: this.createdAt
+    })
+  }
+}

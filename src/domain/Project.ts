@@ -1,0 +1,40 @@
+import { Schema } from "effect"
+import { ProjectId } from "./Ids.js"
+import { Message } from "./Message.js"
+
+export const DEFAULT_TITLE = "New Project"
+
+/** A title as users may set it: trimmed, 1 to 255 characters. */
+export const ProjectTitle = Schema.Trim.pipe(
+  Schema.minLength(1, { message: () => "title must not be empty" }),
+  Schema.maxLength(255, { message: () => "title must be at most 255 characters" })
+)
+
+export class Project extends Schema.Class<Project>("Project")({
+  id: ProjectId,
+  title: Schema.String,
+  createdAt: Schema.Date,
+  updatedAt: Schema.Date
+}) {}
+
+export class ProjectSummary extends Schema.Class<ProjectSummary>("ProjectSummary")({
+  ...Project.fields,
+  messageCount: Schema.NonNegativeInt
+}) {}
+
+export class ProjectWithMessages extends Schema.Class<ProjectWithMessages>("ProjectWithMessages")({
+  ...Project.fields,
+  messages: Schema.Array(Message)
+}) {}
+
+export class CreateProjectRequest extends Schema.Class<CreateProjectRequest>("CreateProjectRequest")({
+  title: Schema.optional(ProjectTitle)
+}) {}
+
+export class RenameProjectRequest extends Schema.Class<RenameProjectRequest>("RenameProjectRequest")({
+  title: ProjectTitle
+}) {}
+
+export class ProjectList extends Schema.Class<ProjectList>("ProjectList")({
+  projects: Schema.Array(ProjectSummary)
+}) {}

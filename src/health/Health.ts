@@ -1,0 +1,34 @@
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect, Option } from "effect"
+import { AppConfig } from "../Config.js"
+import { HealthReport } from "./HealthReport.js"
+
+/** Well under the 2 s in which /health must answer even when PostgreSQL hangs. */
+const DATABASE_PROBE_TIMEOUT = Duration.millis(1500)
+
+export class Health extends Effect.Service<Health>()("Health", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* AppConfig
+    const model = Option.isSome(config.claudeApiKey) ? "claude" : "demo"
+
+    const databaseReachable = sql`SELECT 1`.pipe(
+      Effect.timeout(DATABASE_PROBE_TIMEOUT),
+      Effect.as(true),
+      Effect.catchAllCause(() => Effect.succeed(false))
+    )
+
+    /** Never fails: an unreachable dependency is part of the report, not an error. */
+    const report = (draining: boolean) =>
+      Effect.map(databaseReachable, (reachable) =>
+        new HealthReport({
+          status: draining ? "draining" : reachable ? "healthy" : "unhealthy",
+          database: reachable ? "connected" : "disconnected",
+          model,
+          timestamp: new Date()
+        })
+      )
+
+    return { report } as const
+  })
+}) {}

@@ -1,0 +1,18 @@
+import { Schema } from "effect"
+
+export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
+  status: Schema.Literal("healthy", "unhealthy", "draining"),
+  database: Schema.Literal("connected", "disconnected"),
+  /** `claude` with an API key, `demo` when the offline demo model answers. */
+  model: Schema.Literal("claude", "demo"),
+  timestamp: Schema.Date
+}) {}
+
+/** The service cannot serve: the body still tells which part is down. */
+export class Unhealthy extends Schema.TaggedError<Unhealthy>()("Unhealthy", { report: HealthReport }) {}
+
+export const UnhealthyBody = Schema.transform(HealthReport, Schema.typeSchema(Unhealthy), {
+  strict: true,
+  decode: (report) => new Unhealthy({ report }),
+  encode: (error) => error.report
+})

@@ -1,0 +1,62 @@
+import { HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Exit, Option } from "effect"
+import { randomUUID } from "node:crypto"
+import { PayloadTooLarge } from "../domain/Errors.js"
+import type { Lifecycle } from "../Lifecycle.js"
+
+const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** A caller's `X-Request-Id` when it is safe to log and echo, otherwise a fresh UUID. */
+export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): string => {
+  const given = request.headers["x-request-id"]
+  return given !== undefined && WELL_FORMED_REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+const declaredLength = (request: HttpServerRequest.HttpServerRequest): number => {
+  const raw = request.headers["content-length"]
+  return raw === undefined ? 0 : Number(raw)
+}
+
+const tooLarge = (limitBytes: number) =>
+  HttpServerResponse.unsafeJson(
+    { error: new PayloadTooLarge({ limitBytes }).message, code: "PAYLOAD_TOO_LARGE" },
+    { status: 413 }
+  )
+
+/**
+ * The outermost middleware: request id (log annotation and response header), the body
+ * size limit (declared lengths are refused before reading; chunked bodies stop reading at
+ * the limit), and one access-log line per request with status and duration.
+ */
+export const requestMiddleware =
+  (maxBodyBytes: number, lifecycle: Lifecycle) =>
+  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const requestId = requestIdOf(request)
+      const startedAt = performance.now()
+      const echoRequestId = HttpServerResponse.setHeader("x-request-id", requestId)
+      // The platform writes the response before middleware sees it: headers go on through this hook.
+      yield* HttpApp.appendPreResponseHandler((_, response) => Effect.succeed(echoRequestId(response)))
+      const handled = declaredLength(request) > maxBodyBytes
+        ? Effect.succeed(echoRequestId(tooLarge(maxBodyBytes)))
+        : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBodyBytes))
+      // Upgraded sockets live for hours; the chat service drains those itself.
+      const isUpgrade = request.headers["upgrade"] !== undefined
+      const exit = yield* Effect.exit(isUpgrade ? handled : lifecycle.track(handled)).pipe(
+        Effect.annotateLogs("requestId", requestId)
+      )
+      const status = Exit.isSuccess(exit) ? exit.value.status : 500
+      const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000
+      const log = status >= 500 ? Effect.logWarning : Effect.logInfo
+      yield* log("http request").pipe(
+        Effect.annotateLogs({
+          requestId,
+          method: request.method,
+          path: request.url.split("?")[0] ?? request.url,
+          status,
+          durationMs
+        })
+      )
+      return yield* exit
+    })

@@ -1,0 +1,63 @@
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { createServer } from "node:http"
+import { AppConfig } from "../Config.js"
+import { Lifecycle } from "../Lifecycle.js"
+import { GoChatApi } from "./Api.js"
+import { ErrorMappingLive } from "./ErrorMapping.js"
+import { HealthHttpLive } from "./HealthHttp.js"
+import { ProjectsHttpLive } from "./ProjectsHttp.js"
+import { requestMiddleware } from "./RequestLog.js"
+
+const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(Layer.provide([ProjectsHttpLive, HealthHttpLive]))
+
+/**
+ * Released before the HTTP server's own finalizer: mark the service draining, stop
+ * accepting connections, let in-flight requests finish within SHUTDOWN_GRACE_SECONDS,
+ * then cut whatever is left so shutdown is bounded.
+ */
+const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const lifecycle = yield* Lifecycle
+      const { shutdownGrace } = yield* AppConfig
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function* () {
+          yield* lifecycle.startDraining
+          yield* Effect.logInfo("shutting down: draining in-flight requests")
+          server.close()
+          const idle = yield* lifecycle.awaitIdle(shutdownGrace)
+          if (!idle) yield* Effect.logWarning("grace period over: closing remaining connections")
+          server.closeAllConnections()
+        })
+      )
+    })
+  )
+
+/** The HTTP server: REST API, OpenAPI document and page, CORS, errors, access log. */
+export const HttpServerLive = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const lifecycle = yield* Lifecycle
+    const server = createServer()
+    const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
+      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(
+        HttpApiBuilder.middlewareCors({
+          ...(config.corsOrigins.length > 0 ? { allowedOrigins: config.corsOrigins } : {}),
+          exposedHeaders: ["x-request-id"]
+        })
+      ),
+      Layer.provide(ErrorMappingLive),
+      Layer.provide(ApiLive),
+      HttpServer.withLogAddress
+    )
+    // Built last, released first: draining starts while the server still answers.
+    return gracefulShutdown(server).pipe(
+      Layer.provideMerge(serve),
+      Layer.provideMerge(NodeHttpServer.layer(() => server, { port: config.port, host: config.host }))
+    )
+  })
+)
