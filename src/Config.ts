@@ -67,6 +67,34 @@ const httpUrl = (name: string) =>
     Config.validate({ message: "Expected an http(s) URL", validation: (url) => /^https?:\/\/[^\s]+$/.test(url) })
   )
 
+/** PRD names (debug, info, warn, error), plus trace and none, case-insensitive. */
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  none: LogLevel.None
+}
+
+const logLevel = Config.string("LOG_LEVEL").pipe(
+  Config.withDefault("info"),
+  Config.mapOrFail((raw) => {
+    const level = LOG_LEVELS[raw.trim().toLowerCase()]
+    return level === undefined
+      ? Either.left(ConfigError.InvalidData([], `Expected one of trace, debug, info, warn, error, none but received "${raw}"`))
+      : Either.right(level)
+  })
+)
+
+/** 0 asks the OS for a free port (tests). */
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "Expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 })
+  )
+
 const corsOrigins = Config.string("CORS_ORIGINS").pipe(
   Config.withDefault("*"),
   Config.map((raw) => raw.split(",").map((origin) => origin.trim()).filter((origin) => origin.length > 0)),
@@ -76,10 +104,10 @@ const corsOrigins = Config.string("CORS_ORIGINS").pipe(
 export const appConfig: Config.Config<AppConfigShape> = Config.all({
   nodeEnv,
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
-  port: Config.port("PORT").pipe(Config.withDefault(8080)),
+  port: port("PORT", 8080),
   databaseUrl: requiredInProduction("DATABASE_URL", nonEmptySecret("DATABASE_URL")),
   dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
-  embeddedPostgresPort: Config.port("EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),
+  embeddedPostgresPort: port("EMBEDDED_PG_PORT", 54329),
   claudeApiKey: requiredInProduction("CLAUDE_API_KEY", claudeApiKey),
   claudeBaseUrl: httpUrl("CLAUDE_BASE_URL").pipe(Config.withDefault("https://api.anthropic.com")),
   claudeModel: Config.nonEmptyString("CLAUDE_MODEL").pipe(Config.withDefault("claude-sonnet-5-5")),
@@ -94,7 +122,7 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 160_000),
   maxMessageChars: positiveInt("MAX_MESSAGE_CHARS", 100_000),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel,
   corsOrigins,
   wsPingInterval: seconds("WS_PING_INTERVAL", 30),
   wsPongTimeout: seconds("WS_PONG_TIMEOUT", 60),

@@ -56,3 +56,47 @@ export class InternalError extends Schema.TaggedError<InternalError>()("Internal
     return "internal server error"
   }
 }
+
+/** A frame that is not JSON or not a known message type. */
+export class InvalidMessage extends Schema.TaggedError<InvalidMessage>()("InvalidMessage", {
+  message: Schema.String
+}) {
+  readonly code = "INVALID_MESSAGE"
+}
+
+export class MessageTooLarge extends Schema.TaggedError<MessageTooLarge>()("MessageTooLarge", {
+  limit: Schema.Number,
+  unit: Schema.Literal("characters", "bytes")
+}) {
+  readonly code = "MESSAGE_TOO_LARGE"
+  override get message() {
+    return `message exceeds ${this.limit} ${this.unit}`
+  }
+}
+
+/** The project already has an answer streaming; one at a time. */
+export class ChatBusy extends Schema.TaggedError<ChatBusy>()("ChatBusy", {
+  messageId: Schema.String
+}) {
+  readonly code = "BUSY"
+  override get message() {
+    return "an answer is already being generated for this project; wait for it or cancel it"
+  }
+}
+
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {
+  readonly code = "SHUTTING_DOWN"
+  override get message() {
+    return "the service is restarting; send the message again in a moment"
+  }
+}
+
+/** A browser page from an origin outside CORS_ORIGINS tried to open the chat socket. */
+export class ForbiddenOrigin extends Schema.TaggedError<ForbiddenOrigin>()("ForbiddenOrigin", {
+  origin: Schema.String
+}) {
+  readonly code = "FORBIDDEN_ORIGIN"
+  override get message() {
+    return "origin not allowed"
+  }
+}

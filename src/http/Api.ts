@@ -11,6 +11,7 @@ import {
 } from "../domain/Project.js"
 import {
   DatabaseUnavailableBody,
+  ForbiddenOriginBody,
   InternalErrorBody,
   PayloadTooLargeBody,
   ProjectNotFoundBody,
@@ -64,6 +65,8 @@ export class GoChatApi extends HttpApi.make("go-chat")
   .add(HealthGroup)
   .addError(ValidationErrorBody)
   .addError(RouteNotFoundBody)
+  .addError(ProjectNotFoundBody)
+  .addError(ForbiddenOriginBody)
   .addError(PayloadTooLargeBody)
   .addError(DatabaseUnavailableBody)
   .addError(InternalErrorBody)

@@ -2,6 +2,7 @@ import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 import {
   DatabaseUnavailable,
+  ForbiddenOrigin,
   InternalError,
   PayloadTooLarge,
   ProjectNotFound,
@@ -62,4 +63,10 @@ export const InternalErrorBody = errorBody(InternalError, {
   code: "INTERNAL_ERROR",
   status: 500,
   fromMessage: () => new InternalError()
+})
+
+export const ForbiddenOriginBody = errorBody(ForbiddenOrigin, {
+  code: "FORBIDDEN_ORIGIN",
+  status: 403,
+  fromMessage: () => new ForbiddenOrigin({ origin: "" })
 })

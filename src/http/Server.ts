@@ -5,6 +5,8 @@ import { createServer } from "node:http"
 import { AppConfig } from "../Config.js"
 import { Lifecycle } from "../Lifecycle.js"
 import { GoChatApi } from "./Api.js"
+import { Chat } from "../chat/Chat.js"
+import { ChatSocketRoute } from "./ChatSocket.js"
 import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
 import { ProjectsHttpLive } from "./ProjectsHttp.js"
@@ -21,21 +23,24 @@ const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
+      const chat = yield* Chat
       const { shutdownGrace } = yield* AppConfig
       yield* Effect.addFinalizer(() =>
         Effect.gen(function* () {
           yield* lifecycle.startDraining
-          yield* Effect.logInfo("shutting down: draining in-flight requests")
+          yield* Effect.logInfo("shutting down: draining in-flight requests and answers")
           server.close()
-          const idle = yield* lifecycle.awaitIdle(shutdownGrace)
-          if (!idle) yield* Effect.logWarning("grace period over: closing remaining connections")
+          const [requestsIdle] = yield* Effect.all([lifecycle.awaitIdle(shutdownGrace), chat.drain(shutdownGrace)], {
+            concurrency: "unbounded"
+          })
+          if (!requestsIdle) yield* Effect.logWarning("grace period over: closing remaining connections")
           server.closeAllConnections()
         })
       )
     })
   )
 
-/** The HTTP server: REST API, OpenAPI document and page, CORS, errors, access log. */
+/** The HTTP server: REST API, chat WebSocket, OpenAPI document and page, CORS, errors, access log. */
 export const HttpServerLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
@@ -52,6 +57,7 @@ export const HttpServerLive = Layer.unwrapEffect(
       ),
       Layer.provide(ErrorMappingLive),
       Layer.provide(ApiLive),
+      Layer.provide(ChatSocketRoute),
       HttpServer.withLogAddress
     )
     // Built last, released first: draining starts while the server still answers.

@@ -1,4 +1,5 @@
-import { Cause, HashMap, Layer, Logger, LogLevel } from "effect"
+import { Cause, Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { AppConfig } from "../Config.js"
 
 const messageText = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
@@ -24,3 +25,5 @@ export const jsonLineLogger = Logger.make(({ logLevel, message, annotations, cau
 /** Replaces Effect's default logger; the level comes from LOG_LEVEL. */
 export const loggingLayer = (level: LogLevel.LogLevel) =>
   Layer.merge(Logger.replace(Logger.defaultLogger, jsonLineLogger), Logger.minimumLogLevel(level))
+
+export const loggingFromConfig = Layer.unwrapEffect(Effect.map(AppConfig, (config) => loggingLayer(config.logLevel)))

@@ -19,6 +19,10 @@ export class ProjectRow extends Schema.Class<ProjectRow>("ProjectRow")({
   createdAt: Schema.DateFromSelf,
   updatedAt: Schema.DateFromSelf
 }) {
+  get hasDefaultTitle(): boolean {
+    return this.titleSource === "default"
+  }
+
   toProject(): Project {
     return new Project({ id: this.id, title: this.title, createdAt: this.createdAt, updatedAt: this.updatedAt })
   }
@@ -64,6 +68,14 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
       execute: ({ id, title, titleSource }) =>
         sql`UPDATE projects SET title = ${title}, title_source = ${titleSource}, updated_at = NOW()
             WHERE id = ${id} RETURNING ${columns}`
+    })
+
+    const updateDefaultTitle = SqlSchema.findOne({
+      Request: Schema.Struct({ id: ProjectId, title: Schema.String }),
+      Result: ProjectRow,
+      execute: ({ id, title }) =>
+        sql`UPDATE projects SET title = ${title}, title_source = 'generated'
+            WHERE id = ${id} AND title_source = 'default' RETURNING ${columns}`
     })
 
     const deleteById = SqlSchema.findOne({
@@ -120,6 +132,14 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
         Effect.withSpan("Projects.rename")
       )
 
+    /** Sets a generated title unless someone (the user, or a faster generation) set one already. */
+    const setGeneratedTitle = (id: ProjectId, title: string) =>
+      updateDefaultTitle({ id, title }).pipe(
+        orUnavailable,
+        Effect.map(Option.map((row) => row.toProject())),
+        Effect.withSpan("Projects.setGeneratedTitle")
+      )
+
     const remove = (id: ProjectId) =>
       deleteById(id).pipe(
         orUnavailable,
@@ -128,6 +148,6 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
         Effect.withSpan("Projects.remove")
       )
 
-    return { create, list, find, getWithMessages, rename, remove } as const
+    return { create, list, find, getWithMessages, rename, setGeneratedTitle, remove } as const
   })
 }) {}

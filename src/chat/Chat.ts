@@ -1,0 +1,312 @@
+import { Deferred, Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
+import { Claude, type ClaudeError, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
+import { AppConfig } from "../Config.js"
+import type { ChatMessageFrame, ServerErrorCode } from "../domain/ChatProtocol.js"
+import {
+  ChatBusy,
+  type DatabaseUnavailable,
+  MessageTooLarge,
+  ShuttingDown,
+  ValidationError
+} from "../domain/Errors.js"
+import type { MessageId, ProjectId } from "../domain/Ids.js"
+import type { MessageStatus } from "../domain/Message.js"
+import { Lifecycle } from "../Lifecycle.js"
+import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
+import { Messages } from "../messages/Messages.js"
+import { buildContext } from "./Context.js"
+import * as Events from "./Events.js"
+import { type Generation, Rooms, type Subscriber } from "./Rooms.js"
+import { Titles } from "./Titles.js"
+
+/** Why an answer stopped before Claude finished it. */
+type StopReason = "cancelled" | "interrupted"
+
+type Outcome =
+  | { readonly _tag: "Finished"; readonly summary: CompletionSummary | undefined }
+  | { readonly _tag: "Failed"; readonly code: ServerErrorCode; readonly message: string; readonly detail: string }
+  | { readonly _tag: "Stopped"; readonly reason: StopReason }
+
+const failedBy = (error: ClaudeError | DatabaseUnavailable): Outcome =>
+  error._tag === "ClaudeError"
+    ? { _tag: "Failed", code: error.code, message: error.message, detail: error.detail }
+    : { _tag: "Failed", code: "DB_ERROR", message: "database unavailable", detail: "could not read the conversation" }
+
+/** How long answers stopped at shutdown get to store themselves before sockets close. */
+const FINAL_WRITE_GRACE = Duration.seconds(5)
+
+/** Storing a finished answer is retried while the database is away (with backoff, capped). */
+const storeRetry = Schedule.exponential("200 millis").pipe(
+  Schedule.union(Schedule.spaced("5 seconds")),
+  Schedule.whileInput((error: DatabaseUnavailable) => error._tag === "DatabaseUnavailable")
+)
+
+const isBlank = (text: string) => text.trim().length === 0
+
+/**
+ * The chat orchestration: stores the user's message, streams Claude's answer to every
+ * connection of the project, and stores the answer as it goes. Answers run in this
+ * service's scope, not a connection's: a client that disconnects does not stop its
+ * answer, and a client that reconnects catches up with it.
+ */
+export class Chat extends Effect.Service<Chat>()("Chat", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const claude = yield* Claude
+    const messages = yield* Messages
+    const titles = yield* Titles
+    const lifecycle = yield* Lifecycle
+    const rooms = new Rooms()
+    const scope = yield* Effect.scope
+
+    const recovered = yield* messages.recoverInterrupted
+    if (recovered > 0) yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(Effect.annotateLogs("count", recovered))
+
+    /** Sends what a connection joining mid-answer has missed: a start and one catch-up chunk. */
+    const catchUp = (subscriber: Subscriber, generation: Generation) => {
+      subscriber.send(Events.messageStart(generation.messageId, generation.userMessageId, true))
+      if (generation.text.length > 0) {
+        subscriber.send(Events.messageChunk(generation.messageId, generation.text, generation.seq, 0))
+      }
+    }
+
+    /** Registers a connection for the project's events until the scope closes. */
+    const connect = (projectId: ProjectId, subscriber: Subscriber) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const room = rooms.room(projectId)
+          room.subscribers.add(subscriber)
+          if (room.generation !== undefined) catchUp(subscriber, room.generation)
+        }),
+        () =>
+          Effect.sync(() => {
+            rooms.room(projectId).subscribers.delete(subscriber)
+            rooms.release(projectId)
+          })
+      )
+
+    const validate = (frame: ChatMessageFrame) =>
+      isBlank(frame.content)
+        ? Effect.fail(new ValidationError({ message: "content must not be empty" }))
+        : frame.content.length > config.maxMessageChars
+        ? Effect.fail(new MessageTooLarge({ limit: config.maxMessageChars, unit: "characters" }))
+        : Effect.void
+
+    /** Stores an answer's end state, retrying while the database is away; never fails. */
+    const store = (generation: Generation, status: Exclude<MessageStatus, "streaming">, stopReason: string | null, errorCode: string | null) => {
+      const outcome = { id: generation.messageId, content: generation.text, status, stopReason, errorCode }
+      return messages.finish(outcome).pipe(
+        Effect.tapError(() =>
+          Effect.logError("could not store an answer; retrying until the database is back").pipe(
+            Effect.annotateLogs({ messageId: generation.messageId, status })
+          )
+        ),
+        Effect.retry(storeRetry),
+        Effect.tap(() => Effect.logDebug("answer stored").pipe(Effect.annotateLogs("messageId", generation.messageId))),
+        Effect.catchAll(() => Effect.void)
+      )
+    }
+
+    /** While an answer streams, writes its text at most once per CHECKPOINT_INTERVAL_MS. */
+    const checkpoints = (generation: Generation) => {
+      let written = 0
+      return Effect.suspend(() => {
+        if (generation.text.length === written) return Effect.void
+        written = generation.text.length
+        return messages.checkpoint(generation.messageId, generation.text).pipe(
+          Effect.catchAll(() => Effect.logWarning("checkpoint skipped: database unavailable"))
+        )
+      }).pipe(Effect.repeat(Schedule.spaced(config.checkpointInterval)), Effect.delay(config.checkpointInterval))
+    }
+
+    const streamAnswer = (projectId: ProjectId, generation: Generation) =>
+      Effect.gen(function* () {
+        const history = yield* messages.recent(projectId, config.contextMessageLimit)
+        const context = buildContext(history, {
+          messageLimit: config.contextMessageLimit,
+          tokenBudget: config.contextTokenBudget,
+          systemPrompt: SYSTEM_PROMPT
+        })
+        let summary: CompletionSummary | undefined
+        yield* claude.stream({ system: SYSTEM_PROMPT, messages: context }).pipe(
+          Stream.runForEach((event) =>
+            Effect.sync(() => {
+              if (event._tag === "Finished") {
+                summary = event.summary
+                return
+              }
+              const offset = generation.text.length
+              generation.text += event.text
+              generation.seq += 1
+              rooms.broadcast(projectId, Events.messageChunk(generation.messageId, event.text, generation.seq, offset))
+            })
+          )
+        )
+        return summary
+      })
+
+    /** Runs one answer to its end, whatever the end is, and always stores it. */
+    const runGeneration = (projectId: ProjectId, generation: Generation, stopped: Deferred.Deferred<StopReason>) =>
+      Effect.gen(function* () {
+        yield* Effect.forkScoped(checkpoints(generation))
+        const outcome: Outcome = yield* streamAnswer(projectId, generation).pipe(
+          Effect.map((summary): Outcome => ({ _tag: "Finished", summary })),
+          Effect.catchAll((error) => Effect.succeed(failedBy(error))),
+          // The loser is interrupted: a cancel aborts the upstream request at once.
+          Effect.raceFirst(Effect.map(Deferred.await(stopped), (reason): Outcome => ({ _tag: "Stopped", reason })))
+        )
+        yield* finish(projectId, generation, outcome)
+      }).pipe(
+        Effect.scoped,
+        Effect.withSpan("Chat.generation", { attributes: { projectId, messageId: generation.messageId } }),
+        Effect.annotateLogs({ projectId, messageId: generation.messageId })
+      )
+
+    const finish = (projectId: ProjectId, generation: Generation, outcome: Outcome) =>
+      Effect.gen(function* () {
+        const [status, stopReason, errorCode] = outcome._tag === "Finished"
+          ? ["complete" as const, outcome.summary?.stopReason ?? null, null]
+          : outcome._tag === "Failed"
+          ? ["error" as const, null, outcome.code]
+          : [outcome.reason, null, outcome.reason.toUpperCase()]
+        if (outcome._tag === "Failed") {
+          yield* Effect.logWarning("answer failed").pipe(
+            Effect.annotateLogs({ code: outcome.code, detail: outcome.detail })
+          )
+        }
+        // One attempt first, so that in the normal case the answer is stored before clients hear it is done.
+        const storedFirstTime = yield* messages
+          .finish({ id: generation.messageId, content: generation.text, status, stopReason, errorCode })
+          .pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+        if (!storedFirstTime) yield* Effect.forkIn(store(generation, status, stopReason, errorCode), scope)
+        const room = rooms.room(projectId)
+        room.generation = undefined
+        rooms.broadcast(
+          projectId,
+          outcome._tag === "Failed"
+            ? Events.errorEvent(outcome.code, outcome.message, generation.messageId)
+            : Events.messageComplete({
+              messageId: generation.messageId,
+              fullContent: generation.text,
+              codeBlocks: extractCodeBlocks(generation.text),
+              status,
+              stopReason
+            })
+        )
+        rooms.release(projectId)
+        yield* Effect.logInfo("answer finished").pipe(
+          Effect.annotateLogs({ status, chunks: generation.seq, characters: generation.text.length })
+        )
+      })
+
+    /** A retried send (same clientMessageId) is acknowledged with what exists for it. */
+    const acknowledgeAgain = (reply: Subscriber, userMessageId: MessageId) =>
+      messages.answerTo(userMessageId).pipe(
+        Effect.map(
+          Option.match({
+            onNone: () => false,
+            onSome: (answer) => {
+              reply.send(Events.messageStart(answer.id, userMessageId, true))
+              reply.send(
+                Events.messageComplete({
+                  messageId: answer.id,
+                  fullContent: answer.content,
+                  codeBlocks: answer.codeBlocks,
+                  status: answer.status === "streaming" ? "interrupted" : answer.status,
+                  stopReason: answer.stopReason
+                })
+              )
+              return true
+            }
+          })
+        )
+      )
+
+    /**
+     * Handles a `chat_message`: refuses what cannot be answered now (typed errors for the
+     * sender only), stores the user message, then starts the answer in the background.
+     */
+    const send = (projectId: ProjectId, frame: ChatMessageFrame, reply: Subscriber) =>
+      Effect.gen(function* () {
+        yield* validate(frame)
+        if (yield* lifecycle.isDraining) return yield* new ShuttingDown()
+        const room = rooms.room(projectId)
+        const clientMessageId = frame.clientMessageId ?? null
+        const running = room.generation
+        if (running !== undefined && clientMessageId !== null && running.clientMessageId === clientMessageId) {
+          return catchUp(reply, running)
+        }
+        if (running !== undefined || room.reserved) {
+          return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
+        }
+        room.reserved = true
+        yield* Effect.gen(function* () {
+          const { message: userMessage, created } = yield* messages.insertUser(projectId, frame.content, clientMessageId)
+          if (!created && (yield* acknowledgeAgain(reply, userMessage.id))) return
+          const messageId = yield* messages.insertAssistant(projectId)
+          const stopped = yield* Deferred.make<StopReason>()
+          const generation: Generation = {
+            messageId,
+            userMessageId: userMessage.id,
+            clientMessageId,
+            text: "",
+            seq: 0,
+            stop: (reason) => Deferred.unsafeDone(stopped, Exit.succeed(reason))
+          }
+          room.generation = generation
+          rooms.broadcast(projectId, Events.messageStart(messageId, userMessage.id, false))
+          yield* Effect.forkIn(runGeneration(projectId, generation, stopped), scope)
+          if (created) {
+            const announceTitle = titles.forFirstMessage(projectId, frame.content).pipe(
+              Effect.tap(Option.map((title) => rooms.broadcast(projectId, Events.projectUpdated(projectId, title))))
+            )
+            yield* Effect.forkIn(announceTitle, scope)
+          }
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              room.reserved = false
+              rooms.release(projectId)
+            })
+          )
+        )
+      })
+
+    /** Stops the project's answer (only if it is `messageId`, when given); harmless otherwise. */
+    const cancel = (projectId: ProjectId, messageId: MessageId | undefined) =>
+      Effect.sync(() => {
+        const generation = rooms.room(projectId).generation
+        if (generation !== undefined && (messageId === undefined || generation.messageId === messageId)) {
+          generation.stop("cancelled")
+        }
+        rooms.release(projectId)
+      })
+
+    /**
+     * Shutdown: lets running answers finish within `grace`, stops the rest as
+     * `interrupted` (stored, and announced to clients), then closes every socket with
+     * 1001 "going away" after the events queued before it.
+     */
+    const drain = (grace: Duration.DurationInput) =>
+      Effect.gen(function* () {
+        const idle = yield* awaitIdle(grace)
+        if (!idle) {
+          const running = rooms.generations()
+          yield* Effect.logWarning("grace period over: interrupting running answers").pipe(
+            Effect.annotateLogs("count", running.length)
+          )
+          for (const generation of running) generation.stop("interrupted")
+          yield* awaitIdle(FINAL_WRITE_GRACE)
+        }
+        rooms.closeAll(1001, "going away")
+      })
+
+    const awaitIdle = (limit: Duration.DurationInput) =>
+      Effect.sync(() => rooms.isIdle()).pipe(
+        Effect.repeat({ until: (idle) => idle, schedule: Schedule.spaced("50 millis") }),
+        Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
+      )
+
+    return { connect, send, cancel, drain, isIdle: Effect.sync(() => rooms.isIdle()) } as const
+  })
+}) {}

@@ -1,0 +1,120 @@
+import Anthropic from "@anthropic-ai/sdk"
+import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
+import { Duration, Effect, Layer, Redacted, Stream } from "effect"
+import { AppConfig } from "../Config.js"
+import { Claude, claudeError, ClaudeError, type CompletionEvent, type CompletionRequest } from "./Claude.js"
+
+const TITLE_MAX_TOKENS = 32
+
+/** Maps whatever the SDK threw to one of the PRD's AI error codes; the raw text goes to `detail` only. */
+export const toClaudeError = (error: unknown): ClaudeError => {
+  if (error instanceof ClaudeError) return error
+  if (error instanceof Anthropic.APIConnectionTimeoutError) return claudeError("AI_TIMEOUT", "request timed out")
+  if (error instanceof Anthropic.APIError) {
+    const detail = `status=${String(error.status)} type=${String(error.type)} request_id=${String(error.requestID)}`
+    if (error.status === 529 || error.type === "overloaded_error") return claudeError("AI_OVERLOADED", detail)
+    if (error.status === 429 || error.type === "rate_limit_error") return claudeError("AI_RATE_LIMITED", detail)
+    if (error.status === 401 || error.status === 403) return claudeError("AI_AUTH_ERROR", detail)
+    if (error.status === 408) return claudeError("AI_TIMEOUT", detail)
+    return claudeError("AI_ERROR", detail)
+  }
+  const name = error instanceof Error ? error.name : typeof error
+  return claudeError("AI_ERROR", `${name}: connection failed or the stream was cut`)
+}
+
+/** Turns SDK stream events into text deltas and one closing summary. */
+const completionEvents = () => {
+  let inputTokens = 0
+  let outputTokens = 0
+  let stopReason = "end_turn"
+  return (event: MessageStreamEvent): ReadonlyArray<CompletionEvent> => {
+    switch (event.type) {
+      case "message_start":
+        inputTokens = event.message.usage.input_tokens
+        return []
+      case "content_block_delta":
+        return event.delta.type === "text_delta" && event.delta.text.length > 0
+          ? [{ _tag: "TextDelta", text: event.delta.text }]
+          : []
+      case "message_delta":
+        stopReason = event.delta.stop_reason ?? stopReason
+        outputTokens = event.usage.output_tokens
+        return []
+      case "message_stop":
+        return [{ _tag: "Finished", summary: { stopReason, inputTokens, outputTokens } }]
+      default:
+        return []
+    }
+  }
+}
+
+/**
+ * Claude over `@anthropic-ai/sdk`. The SDK retries 408/409/429/5xx/529 before a stream
+ * starts (bounded by CLAUDE_MAX_RETRIES, honouring retry-after) but has no idle timeout
+ * once it has started, hence the watchdog between events.
+ */
+export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
+  Layer.effect(
+    Claude,
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const idleTimeout = config.claudeIdleTimeout
+      const client = new Anthropic({
+        apiKey: Redacted.value(apiKey),
+        baseURL: config.claudeBaseUrl,
+        maxRetries: config.claudeMaxRetries,
+        timeout: Duration.toMillis(idleTimeout)
+      })
+
+      const stream = (request: CompletionRequest) =>
+        Stream.unwrapScoped(
+          Effect.map(
+            // Released on completion, failure or interruption: abort() closes the HTTP request at once.
+            Effect.acquireRelease(
+              Effect.sync(() => {
+                const messageStream = client.messages.stream({
+                  model: config.claudeModel,
+                  max_tokens: config.claudeMaxTokens,
+                  system: request.system,
+                  messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
+                })
+                // Errors reach us through the iterator; this keeps an abort from becoming an unhandled rejection.
+                messageStream.done().catch(() => undefined)
+                return messageStream
+              }),
+              (messageStream) => Effect.sync(() => messageStream.abort())
+            ),
+            (messageStream) =>
+              Stream.fromAsyncIterable(messageStream, toClaudeError).pipe(
+                Stream.timeoutFail(
+                  () => claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`),
+                  idleTimeout
+                ),
+                Stream.mapConcat(completionEvents())
+              )
+          )
+        ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
+
+      const title = (request: CompletionRequest) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.messages.create(
+              {
+                model: config.claudeTitleModel,
+                max_tokens: TITLE_MAX_TOKENS,
+                system: request.system,
+                messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
+              },
+              { signal, maxRetries: 0 }
+            ),
+          catch: toClaudeError
+        }).pipe(
+          Effect.map((message) =>
+            message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("")
+          ),
+          Effect.withSpan("Claude.title", { attributes: { model: config.claudeTitleModel } })
+        )
+
+      return { kind: "claude", stream, title } as const
+    })
+  )

@@ -1,0 +1,177 @@
+import { HttpApiBuilder, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Deferred, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
+import { Chat } from "../chat/Chat.js"
+import * as Events from "../chat/Events.js"
+import type { Subscriber } from "../chat/Rooms.js"
+import { AppConfig } from "../Config.js"
+import { ClientFrame, ClientFrameType, type ServerErrorCode } from "../domain/ChatProtocol.js"
+import {
+  type ChatBusy,
+  type DatabaseUnavailable,
+  ForbiddenOrigin,
+  InvalidMessage,
+  MessageTooLarge,
+  type ProjectNotFound,
+  type ShuttingDown,
+  ValidationError
+} from "../domain/Errors.js"
+import { ProjectId } from "../domain/Ids.js"
+import { Projects } from "../projects/Projects.js"
+
+type ChatFailure = ValidationError | MessageTooLarge | InvalidMessage | ShuttingDown | ChatBusy | ProjectNotFound | DatabaseUnavailable
+
+/** The WebSocket error code of a failure; the database being away is DB_ERROR on this side. */
+const codeOf = (error: ChatFailure): ServerErrorCode =>
+  error._tag === "DatabaseUnavailable" ? "DB_ERROR" : error.code
+
+/** The protocol-level side of the connection that the platform's Socket does not expose. */
+interface RawWebSocket {
+  ping(): void
+  terminate(): void
+  on(event: "pong", listener: () => void): void
+}
+
+const isRawWebSocket = (value: unknown): value is RawWebSocket =>
+  typeof value === "object" && value !== null &&
+  "ping" in value && typeof value.ping === "function" &&
+  "terminate" in value && typeof value.terminate === "function" &&
+  "on" in value && typeof value.on === "function"
+
+/**
+ * The `ws` connection behind an upgraded request: `ws` keeps it on the TCP socket under
+ * its `websocket` symbol. Heartbeat pings need it (DESIGN §9); without it, app-level
+ * ping/pong still works.
+ */
+const rawWebSocketOf = (request: HttpServerRequest.HttpServerRequest): Option.Option<RawWebSocket> => {
+  const socket: object = NodeHttpServerRequest.toIncomingMessage(request).socket
+  const key = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === "websocket")
+  const candidate: unknown = key === undefined ? undefined : Reflect.get(socket, key)
+  return isRawWebSocket(candidate) ? Option.some(candidate) : Option.none()
+}
+
+const decodeClientFrame = Schema.decodeUnknownEither(ClientFrame, { errors: "first", onExcessProperty: "ignore" })
+const isKnownType = Schema.is(ClientFrameType)
+
+/** Parses a text frame into a client message, with the protocol's error for anything else. */
+export const parseFrame = (
+  data: string | Uint8Array,
+  maxFrameBytes: number
+): Either.Either<ClientFrame, InvalidMessage | MessageTooLarge | ValidationError> => {
+  if (typeof data !== "string") return Either.left(new InvalidMessage({ message: "binary frames are not supported; send JSON text" }))
+  if (Buffer.byteLength(data, "utf8") > maxFrameBytes) return Either.left(new MessageTooLarge({ limit: maxFrameBytes, unit: "bytes" }))
+  let json: unknown
+  try {
+    json = JSON.parse(data)
+  } catch {
+    return Either.left(new InvalidMessage({ message: "frame is not valid JSON" }))
+  }
+  const type = typeof json === "object" && json !== null && "type" in json ? json.type : undefined
+  if (!isKnownType(type)) {
+    return Either.left(new InvalidMessage({ message: `unknown message type; expected one of ${ClientFrameType.literals.join(", ")}` }))
+  }
+  return Either.mapLeft(decodeClientFrame(json), (error) => new ValidationError({ message: error.message }))
+}
+
+/** Origins allowed by CORS_ORIGINS; a browser's cross-site socket is refused like its fetch would be. */
+const checkOrigin = (allowed: ReadonlyArray<string>, origin: string | undefined) =>
+  allowed.length === 0 || origin === undefined || allowed.includes(origin)
+    ? Effect.void
+    : Effect.fail(new ForbiddenOrigin({ origin }))
+
+/**
+ * `GET /ws/chat?projectId=…`: checks the handshake (UUID, origin, project), then serves
+ * one connection. Frames are queued as they arrive and handled one at a time, in order;
+ * events go out through one writer; pings run beside both.
+ */
+export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function* () {
+    const chat = yield* Chat
+    const projects = yield* Projects
+    const config = yield* AppConfig
+    // A chat message of MAX_MESSAGE_CHARS, JSON-escaped in the worst case, plus its envelope.
+    const maxFrameBytes = config.maxMessageChars * 6 + 4096
+
+    const heartbeat = (raw: RawWebSocket) =>
+      Effect.gen(function* () {
+        let lastPong = Date.now()
+        raw.on("pong", () => {
+          lastPong = Date.now()
+        })
+        const timeout = Duration.toMillis(config.wsPongTimeout)
+        yield* Effect.sync(() => {
+          if (Date.now() - lastPong > timeout) raw.terminate()
+          else raw.ping()
+        }).pipe(Effect.repeat({ schedule: Schedule.spaced(config.wsPingInterval) }), Effect.delay(config.wsPingInterval))
+      })
+
+    const serve = (projectId: ProjectId, request: HttpServerRequest.HttpServerRequest, socket: Socket.Socket) =>
+      Effect.gen(function* () {
+        const outbound = yield* Queue.unbounded<string | Socket.CloseEvent>()
+        const frames = yield* Queue.unbounded<string | Uint8Array>()
+        const opened = yield* Deferred.make<void>()
+        const subscriber: Subscriber = {
+          send: (json) => void outbound.unsafeOffer(json),
+          close: (code, reason) => void outbound.unsafeOffer(new Socket.CloseEvent(code, reason))
+        }
+        const write = yield* socket.writer
+
+        // The only writer: events leave in the order they were queued; a close ends it.
+        yield* Queue.take(outbound).pipe(
+          Effect.flatMap((item) => Effect.as(write(item), Socket.isCloseEvent(item))),
+          Effect.repeat({ until: (closed) => closed }),
+          Effect.ignore,
+          Effect.forkScoped
+        )
+
+        const handle = (data: string | Uint8Array) =>
+          Either.match(parseFrame(data, maxFrameBytes), {
+            onLeft: (error) => Effect.sync(() => subscriber.send(Events.errorEvent(codeOf(error), error.message))),
+            onRight: (frame) => {
+              switch (frame.type) {
+                case "ping":
+                  return Effect.sync(() => subscriber.send(Events.pong()))
+                case "cancel":
+                  return chat.cancel(projectId, frame.messageId)
+                case "chat_message":
+                  return chat.send(projectId, frame, subscriber).pipe(
+                    Effect.catchAll((error) => Effect.sync(() => subscriber.send(Events.errorEvent(codeOf(error), error.message))))
+                  )
+              }
+            }
+          })
+        yield* Queue.take(frames).pipe(Effect.flatMap(handle), Effect.forever, Effect.forkScoped)
+
+        yield* Deferred.await(opened).pipe(
+          Effect.zipRight(Effect.sync(() => rawWebSocketOf(request))),
+          Effect.flatMap(Option.match({ onNone: () => Effect.logWarning("no raw WebSocket: protocol pings are off"), onSome: heartbeat })),
+          Effect.forkScoped
+        )
+
+        yield* chat.connect(projectId, subscriber)
+        yield* Effect.logDebug("chat socket connected")
+        // The handler returns nothing, so it runs in the socket's event callback: frames keep their order.
+        yield* socket
+          .runRaw<void, never, never>((data) => void frames.unsafeOffer(data), {
+            onOpen: Deferred.complete(opened, Effect.void)
+          })
+          .pipe(Effect.catchAll((error) => Effect.logDebug("chat socket closed with an error", error)))
+      }).pipe(Effect.scoped, Effect.annotateLogs("projectId", projectId))
+
+    yield* router.get(
+      "/ws/chat",
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const search = yield* HttpServerRequest.ParsedSearchParams
+        const projectId = yield* Schema.decodeUnknown(ProjectId)(search["projectId"]).pipe(
+          Effect.mapError(() => new ValidationError({ message: "projectId must be a UUID" }))
+        )
+        yield* checkOrigin(config.corsOrigins, request.headers["origin"])
+        yield* projects.find(projectId)
+        const socket = yield* request.upgrade
+        yield* serve(projectId, request, socket)
+        return HttpServerResponse.empty()
+      })
+    )
+  })
+)

@@ -1,0 +1,169 @@
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Effect, Option, Predicate, Schema } from "effect"
+import { orUnavailable } from "../db/SqlErrors.js"
+import { ProjectNotFound } from "../domain/Errors.js"
+import { MessageId, ProjectId } from "../domain/Ids.js"
+import { MessageRow, MessageStatus, Role } from "../domain/Message.js"
+import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
+
+const MESSAGE_COLUMNS =
+  "id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, created_at"
+
+export interface AnswerOutcome {
+  readonly id: MessageId
+  readonly content: string
+  readonly status: Exclude<MessageStatus, "streaming">
+  readonly stopReason: string | null
+  readonly errorCode: string | null
+}
+
+const isForeignKeyViolation = (error: unknown) =>
+  Predicate.isTagged(error, "SqlError") &&
+  Predicate.hasProperty(error, "cause") &&
+  Predicate.hasProperty(error.cause, "code") &&
+  error.cause.code === "23503"
+
+/** The messages repository: the chat path's writes and the context it reads. */
+export class Messages extends Effect.Service<Messages>()("Messages", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const columns = sql.literal(MESSAGE_COLUMNS)
+
+    const insertUserRow = SqlSchema.findOne({
+      Request: Schema.Struct({ projectId: ProjectId, content: Schema.String, clientMessageId: Schema.NullOr(Schema.String) }),
+      Result: MessageRow,
+      execute: (request) =>
+        sql`INSERT INTO messages ${sql.insert({ ...request, role: "user", status: "complete" })}
+            ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+            RETURNING ${columns}`
+    })
+
+    const findByClientId = SqlSchema.single({
+      Request: Schema.Struct({ projectId: ProjectId, clientMessageId: Schema.String }),
+      Result: MessageRow,
+      execute: ({ projectId, clientMessageId }) =>
+        sql`SELECT ${columns} FROM messages WHERE project_id = ${projectId} AND client_message_id = ${clientMessageId}`
+    })
+
+    const insertAssistantRow = SqlSchema.single({
+      Request: ProjectId,
+      Result: Schema.Struct({ id: MessageId }),
+      execute: (projectId) =>
+        sql`INSERT INTO messages (project_id, role, content, status)
+            VALUES (${projectId}, 'assistant', '', 'streaming') RETURNING id`
+    })
+
+    const recentRows = SqlSchema.findAll({
+      Request: Schema.Struct({ projectId: ProjectId, limit: Schema.Int }),
+      Result: Schema.Struct({ role: Role, content: Schema.String }),
+      execute: ({ projectId, limit }) =>
+        sql`SELECT role, content FROM (
+              SELECT role, content, ordinal FROM messages
+              WHERE project_id = ${projectId} AND status <> 'streaming'
+              ORDER BY ordinal DESC LIMIT ${limit}
+            ) recent ORDER BY ordinal`
+    })
+
+    const answerRow = SqlSchema.findOne({
+      Request: MessageId,
+      Result: MessageRow,
+      execute: (userMessageId) =>
+        sql`SELECT ${columns} FROM messages m
+            WHERE m.role = 'assistant'
+              AND m.project_id = (SELECT project_id FROM messages WHERE id = ${userMessageId})
+              AND m.ordinal > (SELECT ordinal FROM messages WHERE id = ${userMessageId})
+            ORDER BY m.ordinal LIMIT 1`
+    })
+
+    const streamingRows = SqlSchema.findAll({
+      Request: Schema.Void,
+      Result: Schema.Struct({ id: MessageId, content: Schema.String }),
+      execute: () => sql`SELECT id, content FROM messages WHERE status = 'streaming'`
+    })
+
+    /**
+     * Stores a user message. With a `clientMessageId` already stored for the project, the
+     * stored message is returned instead (`created: false`): a client's retry is not a new message.
+     */
+    const insertUser = (projectId: ProjectId, content: string, clientMessageId: string | null) =>
+      insertUserRow({ projectId, content, clientMessageId }).pipe(
+        Effect.flatMap(
+          Option.match({
+            onSome: (message) => Effect.succeed({ message, created: true }),
+            onNone: () =>
+              findByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(
+                Effect.map((message) => ({ message, created: false }))
+              )
+          })
+        ),
+        Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
+        orUnavailableKeeping,
+        Effect.withSpan("Messages.insertUser")
+      )
+
+    /** The row an answer streams into: visible as `streaming` until it is finished. */
+    const insertAssistant = (projectId: ProjectId) =>
+      insertAssistantRow(projectId).pipe(
+        Effect.map((row) => row.id),
+        Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
+        orUnavailableKeeping,
+        Effect.withSpan("Messages.insertAssistant")
+      )
+
+    /** The partial text of a streaming answer, so a crash loses at most one interval. */
+    const checkpoint = (id: MessageId, content: string) =>
+      sql`UPDATE messages SET content = ${content}, updated_at = NOW()
+          WHERE id = ${id} AND status = 'streaming'`.pipe(orUnavailable, Effect.asVoid, Effect.withSpan("Messages.checkpoint"))
+
+    /** The final text and status; code blocks are computed here, once. */
+    const finish = (outcome: AnswerOutcome) => {
+      const codeBlocks = extractCodeBlocks(outcome.content)
+      return sql`UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
+                   code_blocks = ${JSON.stringify(codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
+                   error_code = ${outcome.errorCode}, updated_at = NOW()
+                 WHERE id = ${outcome.id}`.pipe(
+        Effect.zipRight(
+          sql`UPDATE projects SET updated_at = NOW()
+              WHERE id = (SELECT project_id FROM messages WHERE id = ${outcome.id})`
+        ),
+        sql.withTransaction,
+        orUnavailable,
+        Effect.as(codeBlocks),
+        Effect.withSpan("Messages.finish")
+      )
+    }
+
+    /** The latest stored turns, oldest first; answers still streaming are not context yet. */
+    const recent = (projectId: ProjectId, limit: number) =>
+      recentRows({ projectId, limit }).pipe(orUnavailable, Effect.withSpan("Messages.recent"))
+
+    /** The answer stored after a user message, if any (to acknowledge a retried send). */
+    const answerTo = (userMessageId: MessageId) =>
+      answerRow(userMessageId).pipe(orUnavailable, Effect.withSpan("Messages.answerTo"))
+
+    /**
+     * Answers left `streaming` by a crash become `interrupted`, keeping their last
+     * checkpointed text. Run at startup, before any new answer can start.
+     */
+    const recoverInterrupted = streamingRows(undefined).pipe(
+      Effect.flatMap((rows) =>
+        Effect.forEach(rows, (row) =>
+          finish({ id: row.id, content: row.content, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" })
+        )
+      ),
+      Effect.map((finished) => finished.length),
+      orUnavailable
+    )
+
+    return { insertUser, insertAssistant, checkpoint, finish, recent, answerTo, recoverInterrupted } as const
+  })
+}) {}
+
+/** Like `orUnavailable`, but lets a `ProjectNotFound` found along the way through. */
+const orUnavailableKeeping = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is Exclude<E, ProjectNotFound> => !(error instanceof ProjectNotFound),
+    (error) => orUnavailable(Effect.fail(error))
+  )
+
