@@ -67,7 +67,7 @@ const httpUrl = (name: string) =>
     Config.validate({ message: "Expected an http(s) URL", validation: (url) => /^https?:\/\/[^\s]+$/.test(url) })
   )
 
-/** PRD names (debug, info, warn, error), plus trace and none, case-insensitive. */
+/** PRD names (debug, info, warn, error), plus trace, warning, fatal and none, case-insensitive. */
 const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
   trace: LogLevel.Trace,
   debug: LogLevel.Debug,
@@ -75,6 +75,7 @@ const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
   warn: LogLevel.Warning,
   warning: LogLevel.Warning,
   error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
   none: LogLevel.None
 }
 
@@ -83,7 +84,7 @@ const logLevel = Config.string("LOG_LEVEL").pipe(
   Config.mapOrFail((raw) => {
     const level = LOG_LEVELS[raw.trim().toLowerCase()]
     return level === undefined
-      ? Either.left(ConfigError.InvalidData([], `Expected one of trace, debug, info, warn, error, none but received "${raw}"`))
+      ? Either.left(ConfigError.InvalidData([], `Expected one of trace, debug, info, warn, error, fatal, none but received "${raw}"`))
       : Either.right(level)
   })
 )

@@ -1,5 +1,29 @@
 import { Duration, Effect, Ref, Schedule } from "effect"
 
+/** A count of running work, to wait for at shutdown. */
+export interface InFlight {
+  /** Counts `effect` as in flight until it ends, however it ends. */
+  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Waits until nothing is in flight, or `limit` has passed; true when idle. */
+  readonly awaitIdle: (limit: Duration.DurationInput) => Effect.Effect<boolean>
+}
+
+export const InFlight = {
+  make: Effect.map(Ref.make(0), (count): InFlight => ({
+    track: (effect) =>
+      Effect.acquireUseRelease(
+        Ref.update(count, (n) => n + 1),
+        () => effect,
+        () => Ref.update(count, (n) => n - 1)
+      ),
+    awaitIdle: (limit) =>
+      Ref.get(count).pipe(
+        Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("50 millis") }),
+        Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
+      )
+  }))
+}
+
 /**
  * The service's shutdown state. Draining starts on SIGTERM before anything closes, so
  * /health turns 503 and new chat messages are refused while in-flight work finishes.
@@ -7,30 +31,13 @@ import { Duration, Effect, Ref, Schedule } from "effect"
 export class Lifecycle extends Effect.Service<Lifecycle>()("Lifecycle", {
   effect: Effect.gen(function* () {
     const draining = yield* Ref.make(false)
-    const inFlight = yield* Ref.make(0)
-
-    /** Counts `effect` as in-flight work until it ends, however it ends. */
-    const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Ref.update(inFlight, (n) => n + 1),
-        () => effect,
-        () => Ref.update(inFlight, (n) => n - 1)
-      )
-
-    /** Waits until no tracked work runs, or `limit` has passed; true when idle. */
-    const awaitIdle = (limit: Duration.DurationInput) =>
-      Ref.get(inFlight).pipe(
-        Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("50 millis") }),
-        Effect.timeout(limit),
-        Effect.as(true),
-        Effect.catchTag("TimeoutException", () => Effect.succeed(false))
-      )
-
+    const requests = yield* InFlight.make
     return {
       isDraining: Ref.get(draining),
       startDraining: Ref.set(draining, true),
-      track,
-      awaitIdle
+      /** HTTP requests in flight (not WebSockets: the chat service drains those). */
+      track: requests.track,
+      awaitIdle: requests.awaitIdle
     } as const
   })
 }) {}

@@ -11,7 +11,7 @@ import {
 } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import type { MessageStatus } from "../domain/Message.js"
-import { Lifecycle } from "../Lifecycle.js"
+import { InFlight, Lifecycle } from "../Lifecycle.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
 import { Messages } from "../messages/Messages.js"
 import { buildContext } from "./Context.js"
@@ -34,6 +34,9 @@ const failedBy = (error: ClaudeError | DatabaseUnavailable): Outcome =>
 
 /** How long answers stopped at shutdown get to store themselves before sockets close. */
 const FINAL_WRITE_GRACE = Duration.seconds(5)
+
+/** How long sockets get to flush their last events and close frame at shutdown. */
+const SOCKET_CLOSE_GRACE = Duration.seconds(2)
 
 /** Storing a finished answer is retried while the database is away (with backoff, capped). */
 const storeRetry = Schedule.exponential("200 millis").pipe(
@@ -58,6 +61,9 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const lifecycle = yield* Lifecycle
     const rooms = new Rooms()
     const scope = yield* Effect.scope
+    const pendingStores = yield* InFlight.make
+    // Released after the HTTP server: answers still waiting for the database get a last chance.
+    yield* Effect.addFinalizer(() => pendingStores.awaitIdle(FINAL_WRITE_GRACE))
 
     const recovered = yield* messages.recoverInterrupted
     if (recovered > 0) yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(Effect.annotateLogs("count", recovered))
@@ -102,8 +108,14 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           )
         ),
         Effect.retry(storeRetry),
-        Effect.tap(() => Effect.logDebug("answer stored").pipe(Effect.annotateLogs("messageId", generation.messageId))),
-        Effect.catchAll(() => Effect.void)
+        Effect.tap(() => Effect.logInfo("answer stored after retrying").pipe(Effect.annotateLogs("messageId", generation.messageId))),
+        Effect.catchAll(() => Effect.void),
+        Effect.onInterrupt(() =>
+          Effect.logError("service stopped before the database came back: answer not stored").pipe(
+            Effect.annotateLogs({ messageId: generation.messageId, status })
+          )
+        ),
+        pendingStores.track
       )
     }
 
@@ -299,6 +311,12 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           yield* awaitIdle(FINAL_WRITE_GRACE)
         }
         rooms.closeAll(1001, "going away")
+        // Let each connection's writer send what it has queued, then the close frame.
+        yield* Effect.sync(() => rooms.hasSubscribers()).pipe(
+          Effect.repeat({ until: (any) => !any, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeout(SOCKET_CLOSE_GRACE),
+          Effect.ignore
+        )
       })
 
     const awaitIdle = (limit: Duration.DurationInput) =>

@@ -70,6 +70,11 @@ export class Rooms {
     return true
   }
 
+  hasSubscribers(): boolean {
+    for (const room of this.rooms.values()) if (room.subscribers.size > 0) return true
+    return false
+  }
+
   closeAll(code: number, reason: string): void {
     for (const room of this.rooms.values()) for (const subscriber of room.subscribers) subscriber.close(code, reason)
   }
