@@ -10,6 +10,7 @@ import { HttpServerLive } from "./http/Server.js"
 import { Lifecycle } from "./Lifecycle.js"
 import { Messages } from "./messages/Messages.js"
 import { loggingFromConfig } from "./observability/Logging.js"
+import { TelemetryLive } from "./observability/Telemetry.js"
 import { Projects } from "./projects/Projects.js"
 
 /** Claude with an API key; otherwise (never in production, Config sees to that) the offline demo model. */
@@ -33,6 +34,7 @@ export const AppLive = HttpServerLive.pipe(
   Layer.provideMerge(RepositoriesLive),
   Layer.provide(DatabaseLive),
   Layer.provide(Lifecycle.Default),
+  Layer.provide(TelemetryLive),
   Layer.provide(loggingFromConfig),
   Layer.provide(AppConfig.layer)
 )

@@ -148,6 +148,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
                 return
               }
               const offset = generation.text.length
+              generation.firstChunkAt ??= performance.now()
               generation.text += event.text
               generation.seq += 1
               rooms.broadcast(projectId, Events.messageChunk(generation.messageId, event.text, generation.seq, offset))
@@ -181,6 +182,17 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           : outcome._tag === "Failed"
           ? ["error" as const, null, outcome.code]
           : [outcome.reason, null, outcome.reason.toUpperCase()]
+        const summary = outcome._tag === "Finished" ? outcome.summary : undefined
+        yield* Effect.annotateCurrentSpan({
+          "gen_ai.request.model": claude.kind === "demo" ? "demo" : config.claudeModel,
+          "gen_ai.usage.input_tokens": summary?.inputTokens ?? 0,
+          "gen_ai.usage.output_tokens": summary?.outputTokens ?? 0,
+          "chat.status": status,
+          "chat.chunks": generation.seq,
+          ...(generation.firstChunkAt === undefined
+            ? {}
+            : { "chat.time_to_first_chunk_ms": Math.round(generation.firstChunkAt - generation.startedAt) })
+        })
         if (outcome._tag === "Failed") {
           yield* Effect.logWarning("answer failed").pipe(
             Effect.annotateLogs({ code: outcome.code, detail: outcome.detail })
@@ -263,6 +275,8 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
             clientMessageId,
             text: "",
             seq: 0,
+            startedAt: performance.now(),
+            firstChunkAt: undefined,
             stop: (reason) => Deferred.unsafeDone(stopped, Exit.succeed(reason))
           }
           room.generation = generation

@@ -16,6 +16,9 @@ export interface Generation {
   text: string
   /** Chunks sent so far. */
   seq: number
+  /** `performance.now()` when the answer started, and when its first chunk arrived. */
+  readonly startedAt: number
+  firstChunkAt: number | undefined
   /** Ends the answer early: `cancelled` by a user, `interrupted` by a shutdown. */
   readonly stop: (reason: "cancelled" | "interrupted") => void
 }

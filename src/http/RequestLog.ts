@@ -35,6 +35,7 @@ export const requestMiddleware =
       const request = yield* HttpServerRequest.HttpServerRequest
       const requestId = requestIdOf(request)
       const startedAt = performance.now()
+      yield* Effect.annotateCurrentSpan("http.request_id", requestId)
       const echoRequestId = HttpServerResponse.setHeader("x-request-id", requestId)
       // The platform writes the response before middleware sees it: headers go on through this hook.
       yield* HttpApp.appendPreResponseHandler((_, response) => Effect.succeed(echoRequestId(response)))

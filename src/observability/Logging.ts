@@ -1,4 +1,4 @@
-import { Cause, Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { Cause, Context, Effect, FiberRef, FiberRefs, HashMap, Layer, Logger, LogLevel, Option, Tracer } from "effect"
 import { AppConfig } from "../Config.js"
 
 const messageText = (message: unknown): string => {
@@ -11,13 +11,19 @@ const messageText = (message: unknown): string => {
  * (request id, method, status, ...) at the top level so log tools can index them. Redacted
  * values serialise as "<redacted>"; message contents are never annotated at info level.
  */
-export const jsonLineLogger = Logger.make(({ logLevel, message, annotations, cause, date }) => {
+export const jsonLineLogger = Logger.make(({ logLevel, message, annotations, cause, date, context }) => {
   const entry: Record<string, unknown> = {
     timestamp: date.toISOString(),
     level: logLevel.label.toLowerCase(),
     message: messageText(message)
   }
   for (const [key, value] of HashMap.toEntries(annotations)) entry[key] = value
+  // With tracing on, a log line names its trace, so logs and traces join on the request.
+  const span = Context.getOption(FiberRefs.getOrDefault(context, FiberRef.currentContext), Tracer.ParentSpan)
+  if (Option.isSome(span) && span.value._tag === "Span") {
+    entry["traceId"] = span.value.traceId
+    entry["spanId"] = span.value.spanId
+  }
   if (!Cause.isEmpty(cause)) entry["error"] = Cause.pretty(cause, { renderErrorCause: true })
   process.stdout.write(`${JSON.stringify(entry)}\n`)
 })

@@ -1,7 +1,7 @@
 import { HttpServer } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { Clock, ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
 import { AppLive } from "../../src/App.js"
 import { freshDatabase } from "./TestDatabase.js"
 
@@ -25,7 +25,11 @@ export const startTestApp = (env: Record<string, string> = {}) =>
     const config = ConfigProvider.fromMap(
       new Map(Object.entries({ HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "warning", DATABASE_URL: databaseUrl, ...env }))
     )
-    const context = yield* Layer.build(AppLive.pipe(Layer.provide(Layer.setConfigProvider(config))))
+    // The service runs on the real clock even inside `it.effect`/`it.scoped` (whose TestClock
+    // never advances by itself): its timers — heartbeats, checkpoints, shutdown drain — must tick.
+    const context = yield* Layer.build(AppLive.pipe(Layer.provide(Layer.setConfigProvider(config)))).pipe(
+      Effect.withClock(Clock.make())
+    )
     const address = Context.get(context, HttpServer.HttpServer).address
     if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("expected a TCP address")
     const client = yield* Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 2 }))

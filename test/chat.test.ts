@@ -1,0 +1,601 @@
+/**
+ * Chat over WebSocket (issue 3), end to end: the real service on a fresh PostgreSQL, a real
+ * WebSocket client, and the real Anthropic SDK talking to the fake Messages API.
+ *
+ * The PRD's acceptance tests (AC-002 to AC-006, AC-009), the handshake, bad frames, one
+ * answer per project, several tabs, the heartbeat and titles. Claude's failures are in
+ * chatErrors.test.ts, the demo model in demoModel.test.ts.
+ *
+ * Tests run with the live clock (`it.scopedLive`): the service's own timers (heartbeat,
+ * checkpoints) must really run. Waits are liveness bounds only.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { randomUUID } from "node:crypto"
+import { SYSTEM_PROMPT } from "../src/claude/Claude.js"
+import { connect, refused, settle, type MessageChunk } from "./support/ChatClient.js"
+import {
+  countMessages,
+  eventually,
+  expectedBlock,
+  fakeIdle,
+  getProject,
+  newProject,
+  startClaudeApp,
+  storedMessages
+} from "./support/ChatApp.js"
+import { FakeRouterScoped } from "./support/FakeRouter.js"
+import { request, sendJson } from "./support/Http.js"
+import { decodeExact, WireError } from "./support/Wire.js"
+
+const TEST_TIMEOUT = 30_000
+
+/** Chunks of a Claude-like answer with a python block; one carries an emoji (2 UTF-16 units). */
+const INVENTORY_CHUNKS = [
+  "I'll create an inventory tracker for you 📦.\n\n",
+  "```python\nclass Inventory",
+  "Item:\n    def __init__(self, name, quantity=0):\n",
+  "        self.name = name\n        self.quantity = quantity\n```\n",
+  "\nSave it as `inventory.py` and run it."
+] as const
+const INVENTORY_TEXT = INVENTORY_CHUNKS.join("")
+const INVENTORY_CODE = "class InventoryItem:\n    def __init__(self, name, quantity=0):\n        self.name = name\n        self.quantity = quantity\n"
+
+const SEARCH_CHUNKS = ["Here is the search:\n", "```python\ndef search(items, text):\n    return [i for i in items if text in i.name]\n```\n"] as const
+
+/** seq runs 1..n and each offset is the number of UTF-16 units before the chunk. */
+const expectChunkSequence = (chunks: ReadonlyArray<MessageChunk>, expected: ReadonlyArray<string>) => {
+  expect(chunks.map((c) => c.content)).toEqual(expected)
+  expect(chunks.map((c) => c.seq)).toEqual(expected.map((_, i) => i + 1))
+  expect(chunks.map((c) => c.offset)).toEqual(expected.map((_, i) => expected.slice(0, i).join("").length))
+}
+
+const later = (a: string, b: string) => new Date(a).getTime() > new Date(b).getTime()
+
+describe("chat: the PRD's acceptance tests", () => {
+  it.scopedLive("AC-002..006, AC-009: a conversation streams, is stored, carries its context and survives a reconnect", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
+      const app = yield* startClaudeApp(fake, {
+        CLAUDE_MODEL: "claude-test-sonnet",
+        CLAUDE_TITLE_MODEL: "claude-test-haiku",
+        CLAUDE_MAX_TOKENS: "1234"
+      })
+      const project = yield* newProject(app)
+
+      // AC-002: the connection opens and stays open; ping → pong, several times.
+      const client = yield* connect(app.wsUrl, project.id)
+      for (let i = 0; i < 3; i++) {
+        yield* client.ping()
+        yield* settle(100)
+        expect(client.isOpen).toBe(true)
+      }
+
+      // AC-003/004: start → chunks in order → complete with a python code block.
+      fake.enqueueChat({ kind: "text", chunks: INVENTORY_CHUNKS, chunkDelayMs: 10 })
+      const first = yield* client.ask("Build me an inventory tracker")
+      expect(first.start.messageId).not.toBe(first.start.userMessageId)
+      expect(first.start.resumed).toBeUndefined()
+      expectChunkSequence(first.chunks, INVENTORY_CHUNKS)
+      expect(first.end).toStrictEqual({
+        type: "message_complete",
+        messageId: first.start.messageId,
+        fullContent: INVENTORY_TEXT,
+        codeBlocks: [expectedBlock(INVENTORY_TEXT, "```python", "python", INVENTORY_CODE)],
+        status: "complete",
+        stopReason: "end_turn",
+        timestamp: expect.any(String)
+      })
+      // Events are in order: start, every chunk, then the end (titles may come in between).
+      const order = client.events.filter((e) => "messageId" in e && e.messageId === first.start.messageId).map((e) => e.type)
+      expect(order).toEqual(["message_start", ...INVENTORY_CHUNKS.map(() => "message_chunk"), "message_complete"])
+
+      // The request Claude got: the PRD's system prompt, the configured model and max_tokens, streaming.
+      const [firstRequest] = fake.chatRequests()
+      expect(firstRequest).toMatchObject({
+        model: "claude-test-sonnet",
+        max_tokens: 1234,
+        stream: true,
+        system: SYSTEM_PROMPT,
+        messages: [{ role: "user", content: "Build me an inventory tracker" }]
+      })
+      expect(SYSTEM_PROMPT).toMatch(/^You are Go Chat, an AI assistant that helps users build applications by writing code\.\n/)
+      expect(SYSTEM_PROMPT).toMatch(/Focus on creating working, practical solutions\.$/)
+
+      // The title comes from the title model (FR-015).
+      const updated = yield* client.seen("project_updated")
+      expect(updated).toMatchObject({ projectId: project.id, title: "Inventory Tracker" })
+      expect(fake.titleRequests()).toHaveLength(1)
+      expect(fake.titleRequests()[0]).toMatchObject({ model: "claude-test-haiku" })
+      expect(JSON.stringify(fake.titleRequests()[0]?.messages)).toContain("Build me an inventory tracker")
+
+      // AC-006: both messages are stored, the answer under its messageId with the same content and blocks.
+      const stored = yield* getProject(app, project.id)
+      expect(stored.title).toBe("Inventory Tracker")
+      expect(stored.messages).toStrictEqual([
+        { id: first.start.userMessageId, role: "user", content: "Build me an inventory tracker", status: "complete", createdAt: expect.any(String) },
+        {
+          id: first.start.messageId,
+          role: "assistant",
+          content: INVENTORY_TEXT,
+          status: "complete",
+          codeBlocks: first.end.type === "message_complete" ? first.end.codeBlocks : [],
+          createdAt: expect.any(String)
+        }
+      ])
+
+      // AC-005: the second message is sent with the first exchange and the system prompt.
+      fake.enqueueChat({ kind: "text", chunks: SEARCH_CHUNKS })
+      const second = yield* client.ask("Add a search feature")
+      expect(second.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: SEARCH_CHUNKS.join("") })
+      expect(fake.chatRequests()).toHaveLength(2)
+      expect(fake.chatRequests()[1]).toMatchObject({
+        model: "claude-test-sonnet",
+        max_tokens: 1234,
+        system: SYSTEM_PROMPT,
+        messages: [
+          { role: "user", content: "Build me an inventory tracker" },
+          { role: "assistant", content: INVENTORY_TEXT },
+          { role: "user", content: "Add a search feature" }
+        ]
+      })
+      expect(fake.chatRequests()[1]?.messages).toHaveLength(3)
+      // One title, for the first message only.
+      expect(fake.titleRequests()).toHaveLength(1)
+
+      // AC-009: after a disconnect, a new connection sees the whole history and continues it.
+      yield* client.close()
+      const again = yield* connect(app.wsUrl, project.id)
+      yield* again.ping()
+      expect(again.events.map((e) => e.type)).toEqual(["pong"])
+      const history = yield* getProject(app, project.id)
+      expect(history.messages.map((m) => [m.role, m.content, m.status])).toEqual([
+        ["user", "Build me an inventory tracker", "complete"],
+        ["assistant", INVENTORY_TEXT, "complete"],
+        ["user", "Add a search feature", "complete"],
+        ["assistant", SEARCH_CHUNKS.join(""), "complete"]
+      ])
+      const third = yield* again.ask("Now add a delete button")
+      expect(third.end).toMatchObject({ type: "message_complete", status: "complete" })
+      expect(fake.chatRequests()[2]?.messages).toEqual([
+        { role: "user", content: "Build me an inventory tracker" },
+        { role: "assistant", content: INVENTORY_TEXT },
+        { role: "user", content: "Add a search feature" },
+        { role: "assistant", content: SEARCH_CHUNKS.join("") },
+        { role: "user", content: "Now add a delete button" }
+      ])
+      expect(again.violations).toEqual([])
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("keeps only the last CONTEXT_MESSAGE_LIMIT messages in what Claude is sent", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CONTEXT_MESSAGE_LIMIT: "3" })
+      const project = yield* newProject(app, "Limits")
+      const client = yield* connect(app.wsUrl, project.id)
+      for (const text of ["one", "two", "three"]) {
+        fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
+        yield* client.ask(text)
+      }
+      // Stored before the 4th answer: one, answer one, two, answer two, three, answer three, four.
+      // CONTEXT_MESSAGE_LIMIT=3 keeps: three, answer three, four.
+      fake.enqueueChat({ kind: "text", chunks: ["answer four"] })
+      yield* client.ask("four")
+      expect(fake.chatRequests().at(-1)?.messages).toEqual([
+        { role: "user", content: "three" },
+        { role: "assistant", content: "answer three" },
+        { role: "user", content: "four" }
+      ])
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: the handshake", () => {
+  it.scopedLive("refuses an invalid or missing projectId with 400 VALIDATION_ERROR and an unknown project with 404", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      for (const query of ["projectId=not-a-uuid", "projectId=", "", "projectId=1%27%3B%20DROP%20TABLE%20projects%3B--"]) {
+        const refusal = yield* refused(app.wsUrl, "", { query })
+        expect({ query, status: refusal.status, body: refusal.json }).toStrictEqual({
+          query,
+          status: 400,
+          body: { error: expect.stringMatching(/\S/), code: "VALIDATION_ERROR" }
+        })
+        expect(refusal.contentType).toMatch(/^application\/json/)
+        decodeExact(WireError, refusal.json)
+      }
+
+      const unknown = yield* refused(app.wsUrl, randomUUID())
+      expect({ status: unknown.status, body: unknown.json }).toStrictEqual({
+        status: 404,
+        body: { error: expect.stringMatching(/\S/), code: "PROJECT_NOT_FOUND" }
+      })
+
+      // A deleted project is unknown too.
+      const doomed = yield* newProject(app)
+      expect((yield* request(`${app.url}/api/projects/${doomed.id}`, { method: "DELETE" })).status).toBe(204)
+      const gone = yield* refused(app.wsUrl, doomed.id)
+      expect(gone.status).toBe(404)
+      expect(gone.json).toMatchObject({ code: "PROJECT_NOT_FOUND" })
+      expect(fake.requests).toHaveLength(0)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("with CORS_ORIGINS set, refuses another Origin with 403 FORBIDDEN_ORIGIN and accepts an allowed one", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CORS_ORIGINS: "http://allowed.test" })
+      const project = yield* newProject(app)
+
+      const evil = yield* refused(app.wsUrl, project.id, { origin: "http://evil.test" })
+      expect({ status: evil.status, body: evil.json }).toStrictEqual({
+        status: 403,
+        body: { error: expect.stringMatching(/\S/), code: "FORBIDDEN_ORIGIN" }
+      })
+
+      const allowed = yield* connect(app.wsUrl, project.id, { origin: "http://allowed.test" })
+      yield* allowed.ping()
+      expect(allowed.isOpen).toBe(true)
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: bad frames", () => {
+  it.scopedLive("answers each bad frame with its error code, stores nothing, and the connection keeps working", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { MAX_MESSAGE_CHARS: "50" })
+      const project = yield* newProject(app, "Bad frames")
+      const client = yield* connect(app.wsUrl, project.id)
+      const frameLimit = 50 * 6 + 4096
+
+      const cases: ReadonlyArray<readonly [string, unknown, string]> = [
+        ["invalid JSON", "{\"type\": \"chat_message\", ", "INVALID_MESSAGE"],
+        ["plain text", "hello", "INVALID_MESSAGE"],
+        ["JSON null", "null", "INVALID_MESSAGE"],
+        ["a JSON string", "\"ping\"", "INVALID_MESSAGE"],
+        ["a JSON array", "[{\"type\":\"ping\"}]", "INVALID_MESSAGE"],
+        ["an unknown type", { type: "subscribe" }, "INVALID_MESSAGE"],
+        ["no type", { content: "Build me an inventory tracker" }, "INVALID_MESSAGE"],
+        ["a binary frame", Buffer.from(JSON.stringify({ type: "ping" })), "INVALID_MESSAGE"],
+        ["empty content", { type: "chat_message", content: "" }, "VALIDATION_ERROR"],
+        ["blank content", { type: "chat_message", content: "  \n\t  " }, "VALIDATION_ERROR"],
+        ["numeric content", { type: "chat_message", content: 42 }, "VALIDATION_ERROR"],
+        ["null content", { type: "chat_message", content: null }, "VALIDATION_ERROR"],
+        ["object content", { type: "chat_message", content: { text: "hi" } }, "VALIDATION_ERROR"],
+        ["missing content", { type: "chat_message" }, "VALIDATION_ERROR"],
+        ["content over MAX_MESSAGE_CHARS", { type: "chat_message", content: "x".repeat(51) }, "MESSAGE_TOO_LARGE"],
+        [
+          "a frame over the byte limit",
+          JSON.stringify({ type: "chat_message", content: "hi", padding: "y".repeat(frameLimit) }),
+          "MESSAGE_TOO_LARGE"
+        ],
+        ["a non-JSON frame over the byte limit", "z".repeat(frameLimit + 1), "MESSAGE_TOO_LARGE"]
+      ]
+
+      for (const [name, frame, code] of cases) {
+        yield* client.send(frame)
+        const error = yield* client.next((e) => e.type === "error", 10_000, `the error for ${name}`)
+        expect({ name, code: error.type === "error" ? error.code : undefined }).toEqual({ name, code })
+        expect(error).not.toHaveProperty("messageId")
+        // The same connection still answers.
+        yield* client.ping()
+        expect(client.isOpen).toBe(true)
+      }
+
+      // Nothing was stored or started.
+      expect(yield* countMessages(app)).toBe(0)
+      expect(fake.requests).toHaveLength(0)
+      expect(client.events.filter((e) => e.type === "message_start")).toEqual([])
+      expect((yield* getProject(app, project.id)).messages).toEqual([])
+
+      // Exactly MAX_MESSAGE_CHARS is fine, and the connection still chats.
+      const answer = yield* client.ask("x".repeat(50))
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete" })
+      expect(yield* countMessages(app)).toBe(2)
+      expect(client.violations).toEqual([])
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: one answer per project", () => {
+  it.scopedLive("refuses a chat_message while an answer streams with BUSY (to the sender only), then accepts the next", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Busy")
+      const tabA = yield* connect(app.wsUrl, project.id)
+      const tabB = yield* connect(app.wsUrl, project.id)
+
+      const chunks = ["one ", "two ", "three ", "four ", "five ", "six"]
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 150 })
+      yield* tabA.chat("First question")
+      const start = yield* tabA.waitFor("message_start")
+      yield* tabA.next((e) => e.type === "message_chunk")
+
+      // The sender and another tab are both refused while it streams.
+      yield* tabA.chat("Second question")
+      const busyA = yield* tabA.waitFor("error")
+      expect(busyA.code).toBe("BUSY")
+      expect(busyA.messageId).toBeUndefined()
+      yield* tabB.chat("A question from the other tab")
+      const busyB = yield* tabB.next((e) => e.type === "error")
+      expect(busyB).toMatchObject({ type: "error", code: "BUSY" })
+
+      const answer = yield* tabA.untilComplete(start.messageId)
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+      // Each BUSY went to its sender only; no second answer started.
+      expect(tabA.events.filter((e) => e.type === "error")).toHaveLength(1)
+      expect(tabB.events.filter((e) => e.type === "error")).toHaveLength(1)
+      expect(tabA.events.filter((e) => e.type === "message_start")).toHaveLength(1)
+      const rows = yield* storedMessages(app, project.id)
+      expect(rows.map((r) => [r.role, r.content])).toEqual([
+        ["user", "First question"],
+        ["assistant", chunks.join("")]
+      ])
+      expect(fake.chatRequests()).toHaveLength(1)
+
+      // Once it is done, the next message is answered.
+      const next = yield* tabB.ask("Second question, again")
+      expect(next.end).toMatchObject({ type: "message_complete", status: "complete" })
+      expect(fake.chatRequests().at(-1)?.messages.at(-1)).toEqual({ role: "user", content: "Second question, again" })
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("lets another project chat while one is busy", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const slowProject = yield* newProject(app, "Slow")
+      const otherProject = yield* newProject(app, "Other")
+      const slow = yield* connect(app.wsUrl, slowProject.id)
+      const other = yield* connect(app.wsUrl, otherProject.id)
+      fake.enqueueChat({ kind: "text", chunks: ["a", "b", "c", "d"], chunkDelayMs: 200 })
+      yield* slow.chat("slow one")
+      const start = yield* slow.waitFor("message_start")
+      fake.enqueueChat({ kind: "text", chunks: ["quick"] })
+      const quick = yield* other.ask("quick one")
+      expect(quick.end).toMatchObject({ type: "message_complete", fullContent: "quick" })
+      const done = yield* slow.untilComplete(start.messageId)
+      expect(done.end).toMatchObject({ type: "message_complete", fullContent: "abcd" })
+      // Neither saw the other's events.
+      expect(slow.events.some((e) => "messageId" in e && e.messageId === quick.start.messageId)).toBe(false)
+      expect(other.events.some((e) => "messageId" in e && e.messageId === start.messageId)).toBe(false)
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: several connections", () => {
+  it.scopedLive("two tabs on one project receive identical start, chunk and complete events", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app)
+      const elsewhere = yield* newProject(app, "Elsewhere")
+      const tabA = yield* connect(app.wsUrl, project.id)
+      const tabB = yield* connect(app.wsUrl, project.id)
+      const stranger = yield* connect(app.wsUrl, elsewhere.id)
+
+      fake.enqueueChat({ kind: "text", chunks: INVENTORY_CHUNKS, chunkDelayMs: 10 })
+      const fromA = yield* tabA.ask("Build me an inventory tracker")
+      const fromB = yield* tabB.untilComplete(fromA.start.messageId)
+      expect(fromB.frames).toEqual(fromA.frames)
+      expect(fromB.frames).toHaveLength(INVENTORY_CHUNKS.length + 2)
+      expectChunkSequence(fromB.chunks, INVENTORY_CHUNKS)
+
+      // Both hear about the new title; a connection to another project hears nothing.
+      const titleA = yield* tabA.seen("project_updated")
+      const titleB = yield* tabB.seen("project_updated")
+      expect(titleB).toEqual(titleA)
+      yield* stranger.ping()
+      expect(stranger.events.map((e) => e.type)).toEqual(["pong"])
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a tab that joins mid-answer catches up (resumed start, the text so far) and follows to the end", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Join late")
+      const first = yield* connect(app.wsUrl, project.id)
+      const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon"]
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 150 })
+      yield* first.chat("Greek letters please")
+      const start = yield* first.waitFor("message_start")
+      yield* first.next((e) => e.type === "message_chunk" && e.seq >= 2)
+
+      const late = yield* connect(app.wsUrl, project.id)
+      const lateAnswer = yield* late.untilComplete(start.messageId)
+      const fullAnswer = yield* first.untilComplete(start.messageId)
+      expect(lateAnswer.start).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId, resumed: true })
+      // The catch-up chunk plus what followed rebuilds exactly the answer, offsets and seqs consistent.
+      const lateText = lateAnswer.chunks.reduce((text, chunk) => {
+        expect(chunk.offset).toBeLessThanOrEqual(text.length)
+        return text.slice(0, chunk.offset) + chunk.content
+      }, "")
+      expect(lateText).toBe(chunks.join(""))
+      const seqs = lateAnswer.chunks.map((c) => c.seq)
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+      expect(seqs.at(-1)).toBe(chunks.length)
+      expect(lateAnswer.end).toEqual(fullAnswer.end)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("an answer goes on when its client disconnects, and is stored whole", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Leaving")
+      const client = yield* connect(app.wsUrl, project.id)
+      const chunks = ["still ", "going ", "after ", "you ", "left"]
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 })
+      yield* client.chat("Tell me something long")
+      const start = yield* client.waitFor("message_start")
+      yield* client.next((e) => e.type === "message_chunk")
+      yield* client.close()
+      const rows = yield* eventually(
+        "the answer is stored complete",
+        storedMessages(app, project.id),
+        (rows) => rows.some((r) => r.id === start.messageId && r.status === "complete")
+      )
+      expect(rows.find((r) => r.id === start.messageId)?.content).toBe(chunks.join(""))
+      expect(fake.fake.abortedStreams).toBe(0)
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: cancel and retried sends", () => {
+  it.scopedLive("cancel stops the answer at once: complete with status cancelled, upstream aborted, partial text stored", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Cancel")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat({ kind: "text", chunks: ["first ", ...Array.from({ length: 50 }, () => "more ")], chunkDelayMs: 100 })
+      yield* client.chat("Write a lot")
+      const start = yield* client.waitFor("message_start")
+      yield* client.next((e) => e.type === "message_chunk")
+      yield* client.send({ type: "cancel", messageId: start.messageId })
+      const answer = yield* client.untilComplete(start.messageId)
+      const text = answer.chunks.map((c) => c.content).join("")
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "cancelled", fullContent: text })
+      yield* fakeIdle(fake)
+      expect(fake.fake.abortedStreams).toBe(1)
+      const stored = (yield* storedMessages(app, project.id)).find((r) => r.id === start.messageId)
+      expect(stored).toMatchObject({ status: "cancelled", content: text })
+
+      // The project is free again.
+      fake.enqueueChat({ kind: "text", chunks: ["ok"] })
+      const next = yield* client.ask("Something short")
+      expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "ok" })
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a retried send with the same clientMessageId is acknowledged, not stored or answered twice", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Retries")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat({ kind: "text", chunks: ["only ", "once"] })
+      yield* client.chat("Do it once", { clientMessageId: "client-1" })
+      const start = yield* client.waitFor("message_start")
+      const first = yield* client.untilComplete(start.messageId)
+
+      yield* client.chat("Do it once", { clientMessageId: "client-1" })
+      const again = yield* client.waitFor("message_start")
+      expect(again).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId, resumed: true })
+      const end = yield* client.waitFor("message_complete")
+      expect(end.fullContent).toBe("only once")
+      expect(end.codeBlocks).toEqual(first.end.type === "message_complete" ? first.end.codeBlocks : undefined)
+      expect(yield* countMessages(app, project.id)).toBe(2)
+      expect(fake.chatRequests()).toHaveLength(1)
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: heartbeat", () => {
+  it.scopedLive("closes a connection that does not answer protocol pings; keeps one that does", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { WS_PING_INTERVAL: "1", WS_PONG_TIMEOUT: "2" })
+      const project = yield* newProject(app, "Heartbeat")
+      const silent = yield* connect(app.wsUrl, project.id, { autoPong: false })
+      const alive = yield* connect(app.wsUrl, project.id)
+
+      const closed = yield* silent.awaitClose(15_000)
+      expect(closed.code).not.toBe(1000)
+      expect(silent.pings).toBeGreaterThanOrEqual(1)
+
+      // The answering client got pings past the pong timeout and is still open and working.
+      yield* alive.awaitPings(3, 15_000)
+      expect(alive.isOpen).toBe(true)
+      yield* alive.ping()
+    }), TEST_TIMEOUT)
+})
+
+describe("chat: titles (FR-015)", () => {
+  it.scopedLive("names a default-titled project with the title model and tells its sockets", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["\"Inventory Tracker.\""] })
+      const app = yield* startClaudeApp(fake, { CLAUDE_TITLE_MODEL: "claude-test-haiku" })
+      const project = yield* newProject(app)
+      expect(project.title).toBe("New Project")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat({ kind: "text", chunks: ["Sure."] })
+      yield* client.ask("Build me an inventory tracker")
+      const updated = yield* client.seen("project_updated")
+      // Quotes and a trailing period from the model are not part of the title.
+      expect(updated).toMatchObject({ type: "project_updated", projectId: project.id, title: "Inventory Tracker" })
+      expect((yield* getProject(app, project.id)).title).toBe("Inventory Tracker")
+      const [titleRequest] = fake.titleRequests()
+      expect(titleRequest?.model).toBe("claude-test-haiku")
+      expect(titleRequest?.stream).not.toBe(true)
+      expect(fake.titleRequests()).toHaveLength(1)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("falls back to the first words of the message when the title call fails", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped({ kind: "httpError", errorType: "api_error", status: 500 })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app)
+      const client = yield* connect(app.wsUrl, project.id)
+      const message = "Please build me a small inventory tracker for my bakery with prices"
+      const answer = yield* client.ask(message)
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete" })
+      const updated = yield* client.seen("project_updated")
+      expect(updated.title).not.toBe("New Project")
+      expect(updated.title.length).toBeGreaterThan(0)
+      expect(message.startsWith(updated.title)).toBe(true)
+      expect(message.slice(updated.title.length)).toMatch(/^(\s|$)/) // whole words
+      expect((yield* getProject(app, project.id)).title).toBe(updated.title)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("never overwrites a title the user set, at creation or while the title is being generated", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Generated Title"] })
+      const app = yield* startClaudeApp(fake)
+
+      // Set at creation.
+      const named = yield* newProject(app, "My Bakery")
+      const client = yield* connect(app.wsUrl, named.id)
+      yield* client.ask("Build me an inventory tracker")
+      yield* client.ask("Add a search feature")
+      yield* settle(300)
+      expect((yield* getProject(app, named.id)).title).toBe("My Bakery")
+      expect(client.events.filter((e) => e.type === "project_updated")).toEqual([])
+
+      // Renamed by the user while a slow title generation is running.
+      fake.setTitle({ kind: "text", chunks: ["Slow ", "Generated ", "Title"], chunkDelayMs: 300 })
+      const fresh = yield* newProject(app)
+      const other = yield* connect(app.wsUrl, fresh.id)
+      const answer = yield* other.ask("Build me a recipe book")
+      expect(answer.end).toMatchObject({ type: "message_complete" })
+      const renamed = yield* sendJson("PATCH", `${app.url}/api/projects/${fresh.id}`, { title: "Recipes" })
+      expect(renamed.status).toBe(200)
+      // The slow title reply lands after ~0.9 s; give it time to be (wrongly) applied.
+      yield* eventually("the title call was made", Effect.sync(() => fake.titleRequests().length), (n) => n >= 1)
+      yield* settle(1500)
+      expect((yield* getProject(app, fresh.id)).title).toBe("Recipes")
+      expect(other.events.filter((e) => e.type === "project_updated")).toEqual([])
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("bumps the project's updatedAt with every stored message", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Activity")
+      const client = yield* connect(app.wsUrl, project.id)
+      let previous = project.updatedAt
+
+      for (const text of ["first", "second"]) {
+        yield* settle(20)
+        fake.enqueueChat({ kind: "text", chunks: ["an ", "answer ", "to ", text], chunkDelayMs: 150 })
+        yield* client.chat(text)
+        const start = yield* client.waitFor("message_start")
+        // The user message is stored (the answer is still streaming): updatedAt moved.
+        const during = yield* getProject(app, project.id)
+        expect(later(during.updatedAt, previous)).toBe(true)
+        expect(during.messages.find((m) => m.id === start.userMessageId)).toMatchObject({ content: text })
+        expect(during.messages.find((m) => m.id === start.messageId)).toMatchObject({ status: "streaming" })
+        yield* settle(20)
+        yield* client.untilComplete(start.messageId)
+        // The answer is stored: updatedAt moved again.
+        const after = yield* getProject(app, project.id)
+        expect(later(after.updatedAt, during.updatedAt)).toBe(true)
+        previous = after.updatedAt
+      }
+      const listed = yield* request(`${app.url}/api/projects`)
+      expect(listed.json).toMatchObject({ projects: [{ id: project.id, messageCount: 4, updatedAt: previous }] })
+    }), TEST_TIMEOUT)
+})

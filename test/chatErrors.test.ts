@@ -1,0 +1,220 @@
+/**
+ * Claude's failures as the chat client sees them: each one ends the answer with an `error`
+ * event carrying the PRD's code and the answer's messageId, stores what was received with
+ * status `error`, leaks nothing of what the API said (nor the key), and leaves the project
+ * ready for the next message, whose context the fake accepts (it rejects invalid contexts
+ * with 400 as the real API does, so a successful next answer proves the context valid).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { ChatClient } from "./support/ChatClient.js"
+import { connect } from "./support/ChatClient.js"
+import { fakeIdle, getProject, newProject, startClaudeApp, storedMessages, TEST_API_KEY } from "./support/ChatApp.js"
+import type { FakeReply } from "./support/FakeAnthropic.js"
+import { FakeRouterScoped, type FakeRouter, type RecordedBody } from "./support/FakeRouter.js"
+import type { TestApp } from "./support/TestApp.js"
+
+const TEST_TIMEOUT = 30_000
+
+/** What the API "said": must never reach a client. */
+const RAW_API_TEXT = `upstream detail for key ${TEST_API_KEY} request req_secret_42`
+
+/** The context a valid Messages API request must have (the fake enforces it too). */
+const expectValidContext = (body: RecordedBody | undefined) => {
+  expect(body).toBeDefined()
+  const messages = body?.messages ?? []
+  expect(messages.length).toBeGreaterThan(0)
+  expect(messages[0]?.role).toBe("user")
+  expect(messages.at(-1)?.role).toBe("user")
+  messages.forEach((message, i) => {
+    expect(typeof message.content === "string" && message.content.trim().length > 0).toBe(true)
+    if (i > 0) expect(message.role).not.toBe(messages[i - 1]?.role)
+  })
+}
+
+/** No frame a client received carries the key or the API's own words. */
+const expectNothingLeaked = (client: ChatClient) => {
+  for (const frame of client.frames) {
+    expect(frame).not.toContain(TEST_API_KEY)
+    expect(frame).not.toContain("req_secret_42")
+    expect(frame).not.toContain("upstream detail")
+  }
+}
+
+/**
+ * Sends a message answered by `reply`, checks the error event and what was stored, then
+ * sends another message and checks it is answered with a valid context.
+ */
+const failsThenRecovers = (
+  app: TestApp,
+  fake: FakeRouter,
+  client: ChatClient,
+  projectId: string,
+  reply: FakeReply,
+  code: string,
+  partial = ""
+) =>
+  Effect.gen(function* () {
+    fake.enqueueChat(reply)
+    const failed = yield* client.ask(`A request that meets ${code}`)
+    expect(failed.end).toStrictEqual({
+      type: "error",
+      code,
+      error: expect.stringMatching(/\S/),
+      messageId: failed.start.messageId,
+      timestamp: expect.any(String)
+    })
+    expect(failed.chunks.map((c) => c.content).join("")).toBe(partial)
+    expect(client.events.some((e) => e.type === "message_complete" && e.messageId === failed.start.messageId)).toBe(false)
+
+    // Stored with what was received and a status saying it failed.
+    const row = (yield* storedMessages(app, projectId)).find((r) => r.id === failed.start.messageId)
+    expect(row).toMatchObject({ role: "assistant", status: "error", content: partial, errorCode: code })
+    const shown = (yield* getProject(app, projectId)).messages.find((m) => m.id === failed.start.messageId)
+    expect(shown).toMatchObject({ status: "error", content: partial })
+
+    // The next message is answered, with a context the API accepts.
+    const before = fake.chatRequests().length
+    fake.enqueueChat({ kind: "text", chunks: ["Back ", "again."] })
+    const next = yield* client.ask(`The message after ${code}`)
+    expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "Back again." })
+    const sent = fake.chatRequests().slice(before).at(-1)
+    expectValidContext(sent)
+    expect(JSON.stringify(sent?.messages.at(-1)?.content)).toContain(`The message after ${code}`)
+    if (partial !== "") expect(JSON.stringify(sent?.messages)).toContain(partial)
+    expectNothingLeaked(client)
+  })
+
+const httpCases: ReadonlyArray<readonly [string, FakeReply, string]> = [
+  ["HTTP 529 overloaded", { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0, message: RAW_API_TEXT }, "AI_OVERLOADED"],
+  ["HTTP 429 rate limited", { kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0, message: RAW_API_TEXT }, "AI_RATE_LIMITED"],
+  ["HTTP 401 bad key", { kind: "httpError", errorType: "authentication_error", message: RAW_API_TEXT }, "AI_AUTH_ERROR"],
+  ["HTTP 403 forbidden", { kind: "httpError", errorType: "permission_error", message: RAW_API_TEXT }, "AI_AUTH_ERROR"],
+  ["HTTP 500 server error", { kind: "httpError", errorType: "api_error", retryAfterSeconds: 0, message: RAW_API_TEXT }, "AI_ERROR"],
+  ["HTTP 400 invalid request", { kind: "httpError", errorType: "invalid_request_error", message: RAW_API_TEXT }, "AI_ERROR"]
+]
+
+describe("chat: Claude's errors become error events", () => {
+  for (const [name, reply, code] of httpCases) {
+    it.scopedLive(`${name} → ${code}, and the next message works`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
+        const project = yield* newProject(app, "Errors")
+        const client = yield* connect(app.wsUrl, project.id)
+        yield* failsThenRecovers(app, fake, client, project.id, reply, code)
+        // CLAUDE_MAX_RETRIES=0: one request for the failure, one for the next message.
+        expect(fake.chatRequests()).toHaveLength(2)
+      }), TEST_TIMEOUT)
+  }
+
+  it.scopedLive("a mid-stream overloaded_error → AI_OVERLOADED with the messageId; the partial answer is stored as error", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Mid-stream")
+      const client = yield* connect(app.wsUrl, project.id)
+      yield* failsThenRecovers(
+        app,
+        fake,
+        client,
+        project.id,
+        { kind: "midStreamError", chunks: ["Here is ", "half an answer"], chunkDelayMs: 10, message: RAW_API_TEXT },
+        "AI_OVERLOADED",
+        "Here is half an answer"
+      )
+      // No retry after a stream has started.
+      expect(fake.chatRequests()).toHaveLength(2)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a stalled stream → AI_TIMEOUT after CLAUDE_IDLE_TIMEOUT_SECONDS, and the upstream request is aborted", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      const project = yield* newProject(app, "Stall")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat({ kind: "stall", chunks: ["Thinking about it"] })
+      const failed = yield* client.ask("Take your time")
+      expect(failed.end).toMatchObject({ type: "error", code: "AI_TIMEOUT", messageId: failed.start.messageId })
+      yield* fakeIdle(fake)
+      expect(fake.fake.abortedStreams).toBe(1)
+      const row = (yield* storedMessages(app, project.id)).find((r) => r.id === failed.start.messageId)
+      expect(row).toMatchObject({ status: "error", content: "Thinking about it", errorCode: "AI_TIMEOUT" })
+
+      fake.enqueueChat({ kind: "text", chunks: ["Done."] })
+      const next = yield* client.ask("Are you there?")
+      expect(next.end).toMatchObject({ type: "message_complete", fullContent: "Done." })
+      expectValidContext(fake.chatRequests().at(-1))
+      expectNothingLeaked(client)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a slow but steady stream is not a timeout: the watchdog counts the time between events", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      const project = yield* newProject(app, "Slow")
+      const client = yield* connect(app.wsUrl, project.id)
+      const chunks = ["one ", "two ", "three ", "four ", "five"]
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 400 })
+      const answer = yield* client.ask("Slowly, please")
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a socket reset mid-stream → AI_ERROR; the partial answer is stored and the next message works", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Reset")
+      const client = yield* connect(app.wsUrl, project.id)
+      yield* failsThenRecovers(
+        app,
+        fake,
+        client,
+        project.id,
+        { kind: "socketReset", chunks: ["Cut ", "short"], chunkDelayMs: 10 },
+        "AI_ERROR",
+        "Cut short"
+      )
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a 529 before the stream starts is retried (retry-after honoured) and the answer streams normally", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "1" })
+      const project = yield* newProject(app, "Retry")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat(
+        { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
+        { kind: "text", chunks: ["Second ", "time ", "lucky"] }
+      )
+      const answer = yield* client.ask("Try twice")
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "Second time lucky" })
+      expect(fake.chatRequests()).toHaveLength(2)
+      expect(client.events.filter((e) => e.type === "error")).toEqual([])
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("several failures in a row still leave a valid context (failed turns merge, empty answers are left out)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
+      const project = yield* newProject(app, "Many failures")
+      const client = yield* connect(app.wsUrl, project.id)
+      fake.enqueueChat(
+        { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
+        { kind: "httpError", errorType: "api_error" },
+        { kind: "midStreamError", chunks: ["partial"] },
+        { kind: "text", chunks: ["Finally."] }
+      )
+      for (const text of ["first try", "second try", "third try"]) {
+        const failed = yield* client.ask(text)
+        expect({ text, end: failed.end.type, frames: client.frames }).toMatchObject({ text, end: "error" })
+      }
+      const ok = yield* client.ask("fourth try")
+      expect(ok.end).toMatchObject({ type: "message_complete", fullContent: "Finally." })
+      const sent = fake.chatRequests().at(-1)
+      expectValidContext(sent)
+      const all = JSON.stringify(sent?.messages)
+      for (const text of ["first try", "second try", "third try", "partial", "fourth try"]) expect(all).toContain(text)
+      expectNothingLeaked(client)
+    }), TEST_TIMEOUT)
+})
