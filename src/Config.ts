@@ -55,17 +55,20 @@ const requiredInProduction = <A>(name: string, config: Config.Config<Option.Opti
     )
   )
 
-const nonEmptySecret = (name: string) =>
-  Config.option(Config.redacted(Config.nonEmptyString(name)))
+/** An optional variable; set but empty (as compose and .env files often leave them) counts as unset. */
+const optional = (name: string) =>
+  Config.option(Config.string(name)).pipe(Config.map(Option.filter((value) => value.trim().length > 0)))
+
+const nonEmptySecret = (name: string) => optional(name).pipe(Config.map(Option.map(Redacted.make)))
 
 const claudeApiKey = Config.all([nonEmptySecret("CLAUDE_API_KEY"), nonEmptySecret("ANTHROPIC_API_KEY")]).pipe(
   Config.map(([primary, conventional]) => Option.orElse(primary, () => conventional))
 )
 
+const isHttpUrl = (url: string) => /^https?:\/\/[^\s]+$/.test(url)
+
 const httpUrl = (name: string) =>
-  Config.string(name).pipe(
-    Config.validate({ message: "Expected an http(s) URL", validation: (url) => /^https?:\/\/[^\s]+$/.test(url) })
-  )
+  Config.string(name).pipe(Config.validate({ message: "Expected an http(s) URL", validation: isHttpUrl }))
 
 /** PRD names (debug, info, warn, error), plus trace, warning, fatal and none, case-insensitive. */
 const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
@@ -84,7 +87,7 @@ const logLevel = Config.string("LOG_LEVEL").pipe(
   Config.mapOrFail((raw) => {
     const level = LOG_LEVELS[raw.trim().toLowerCase()]
     return level === undefined
-      ? Either.left(ConfigError.InvalidData([], `Expected one of trace, debug, info, warn, error, fatal, none but received "${raw}"`))
+      ? Either.left(ConfigError.InvalidData(["LOG_LEVEL"], `Expected one of trace, debug, info, warn, error, fatal, none but received "${raw}"`))
       : Either.right(level)
   })
 )
@@ -129,7 +132,13 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   wsPongTimeout: seconds("WS_PONG_TIMEOUT", 60),
   shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 25),
   checkpointInterval: positiveInt("CHECKPOINT_INTERVAL_MS", 1000).pipe(Config.map((ms) => Duration.millis(ms))),
-  otlpEndpoint: Config.option(httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT")),
+  otlpEndpoint: optional("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+    Config.mapOrFail((url) =>
+      Option.isSome(url) && !isHttpUrl(url.value)
+        ? Either.left(ConfigError.InvalidData(["OTEL_EXPORTER_OTLP_ENDPOINT"], "Expected an http(s) URL"))
+        : Either.right(url)
+    )
+  ),
   otelServiceName: Config.nonEmptyString("OTEL_SERVICE_NAME").pipe(Config.withDefault("go-chat-backend"))
 })
 
