@@ -2,10 +2,12 @@
  * Vitest global setup: one PostgreSQL for the whole test run.
  *
  * CI (and anyone with a server at hand) sets TEST_DATABASE_URL; otherwise an
- * embedded PostgreSQL 16 is started in .data/test-postgres and stopped again
+ * embedded PostgreSQL 16 is started in .data/test-postgres-<pid> and stopped (and removed) again
  * in the teardown. Tests read the URL with `inject("databaseUrl")`.
  */
 import { Effect, Exit, Redacted, Scope } from "effect"
+import { rm } from "node:fs/promises"
+import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import type { TestProject } from "vitest/node"
 import { startEmbeddedPostgres } from "../src/db/EmbeddedPostgres.js"
@@ -16,11 +18,15 @@ declare module "vitest" {
   }
 }
 
-const EMBEDDED = {
-  dataDir: fileURLToPath(new URL("../.data/test-postgres", import.meta.url)),
-  port: 54330,
-  database: "gochat_test"
-} as const
+/** A port that was free a moment ago on 127.0.0.1. */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer().once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
 
 export default async function setup({ provide }: TestProject): Promise<() => Promise<void>> {
   const external = process.env["TEST_DATABASE_URL"]
@@ -29,13 +35,22 @@ export default async function setup({ provide }: TestProject): Promise<() => Pro
     return async () => {}
   }
 
+  // A data folder and port of this run's own: two runs at once (two terminals, two
+  // sessions) must not stop each other's server. initdb takes about a second.
+  const dataDir = fileURLToPath(new URL(`../.data/test-postgres-${process.pid}`, import.meta.url))
+  const embedded = { dataDir, port: await freePort(), database: "gochat_test" }
+  const removeDataDir = () => rm(dataDir, { recursive: true, force: true })
   const scope = await Effect.runPromise(Scope.make())
   try {
-    const { url } = await Effect.runPromise(Scope.extend(startEmbeddedPostgres(EMBEDDED), scope))
+    const { url } = await Effect.runPromise(Scope.extend(startEmbeddedPostgres(embedded), scope))
     provide("databaseUrl", Redacted.value(url))
   } catch (error) {
     await Effect.runPromise(Scope.close(scope, Exit.void))
+    await removeDataDir()
     throw error
   }
-  return () => Effect.runPromise(Scope.close(scope, Exit.void))
+  return async () => {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await removeDataDir()
+  }
 }

@@ -1,5 +1,5 @@
 import { Deferred, Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
-import { Claude, type ClaudeError, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
+import { Claude, type ClaudeError, claudeErrorMessages, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ServerErrorCode } from "../domain/ChatProtocol.js"
 import {
@@ -23,7 +23,7 @@ import { Titles } from "./Titles.js"
 type StopReason = "cancelled" | "interrupted"
 
 type Outcome =
-  | { readonly _tag: "Finished"; readonly summary: CompletionSummary | undefined }
+  | { readonly _tag: "Finished"; readonly summary: CompletionSummary }
   | { readonly _tag: "Failed"; readonly code: ServerErrorCode; readonly message: string; readonly detail: string }
   | { readonly _tag: "Stopped"; readonly reason: StopReason }
 
@@ -163,7 +163,12 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.gen(function* () {
         yield* Effect.forkScoped(checkpoints(generation))
         const outcome: Outcome = yield* streamAnswer(projectId, generation).pipe(
-          Effect.map((summary): Outcome => ({ _tag: "Finished", summary })),
+          Effect.map((summary): Outcome =>
+            summary === undefined
+              // Without message_stop the answer is cut short, whatever the transport said.
+              ? { _tag: "Failed", code: "AI_ERROR", message: claudeErrorMessages.AI_ERROR, detail: "stream ended before message_stop" }
+              : { _tag: "Finished", summary }
+          ),
           Effect.catchAll((error) => Effect.succeed(failedBy(error))),
           // The loser is interrupted: a cancel aborts the upstream request at once.
           Effect.raceFirst(Effect.map(Deferred.await(stopped), (reason): Outcome => ({ _tag: "Stopped", reason })))
@@ -178,7 +183,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const finish = (projectId: ProjectId, generation: Generation, outcome: Outcome) =>
       Effect.gen(function* () {
         const [status, stopReason, errorCode] = outcome._tag === "Finished"
-          ? ["complete" as const, outcome.summary?.stopReason ?? null, null]
+          ? ["complete" as const, outcome.summary.stopReason, null]
           : outcome._tag === "Failed"
           ? ["error" as const, null, outcome.code]
           : [outcome.reason, null, outcome.reason.toUpperCase()]

@@ -10,6 +10,7 @@ const TITLE_PROMPT =
 /** The title call must never hold anything up; past this, the fallback title is used. */
 const TITLE_TIMEOUT = Duration.seconds(15)
 const FALLBACK_WORDS = 6
+const FIRST_EXCHANGE_ROWS = 2
 
 /** The first words of the message, when Claude cannot name the project. */
 export const fallbackTitle = (message: string): string => {
@@ -47,7 +48,9 @@ export class Titles extends Effect.Service<Titles>()("Titles", {
     const forFirstMessage = (projectId: ProjectId, message: string) =>
       Effect.gen(function* () {
         const project = yield* projects.find(projectId)
-        if (!project.hasDefaultTitle) return Option.none<string>()
+        // Only the first exchange names a project (its user message and the answer row):
+        // a later message sent before the first title arrived must not win the race.
+        if (!project.hasDefaultTitle || project.messageCount > FIRST_EXCHANGE_ROWS) return Option.none<string>()
         const title = yield* generate(message)
         const updated = yield* projects.setGeneratedTitle(projectId, title)
         return Option.map(updated, (p) => p.title)

@@ -86,6 +86,11 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
             ),
             (messageStream) =>
               Stream.fromAsyncIterable(messageStream, toClaudeError).pipe(
+                // The SDK's iterator can end quietly on an error that arrives while events are
+                // still queued (a mid-stream `event: error` right after the last deltas); done() rejects with it.
+                Stream.concat(
+                  Stream.drain(Stream.fromEffect(Effect.tryPromise({ try: () => messageStream.done(), catch: toClaudeError })))
+                ),
                 Stream.timeoutFail(
                   () => claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`),
                   idleTimeout

@@ -47,7 +47,8 @@ export const requestMiddleware =
       const exit = yield* Effect.exit(isUpgrade ? handled : lifecycle.track(handled)).pipe(
         Effect.annotateLogs("requestId", requestId)
       )
-      const status = Exit.isSuccess(exit) ? exit.value.status : 500
+      // 499 (nginx's "client closed request"): the client went away, nothing failed here.
+      const status = Exit.isSuccess(exit) ? exit.value.status : Exit.isInterrupted(exit) ? 499 : 500
       const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000
       const log = status >= 500 ? Effect.logWarning : Effect.logInfo
       yield* log("http request").pipe(
