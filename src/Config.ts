@@ -34,8 +34,9 @@ export interface AppConfigShape {
 
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 })
+    // Validate before defaulting: after withDefault the error loses the variable's name.
+    Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
   )
 
 const seconds = (name: string, fallback: number) =>
@@ -95,8 +96,8 @@ const logLevel = Config.string("LOG_LEVEL").pipe(
 /** 0 asks the OS for a free port (tests). */
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "Expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 })
+    Config.validate({ message: "Expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(fallback)
   )
 
 const corsOrigins = Config.string("CORS_ORIGINS").pipe(
@@ -118,8 +119,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   claudeTitleModel: Config.nonEmptyString("CLAUDE_TITLE_MODEL").pipe(Config.withDefault("claude-haiku-5-5")),
   claudeMaxTokens: positiveInt("CLAUDE_MAX_TOKENS", 4096),
   claudeMaxRetries: Config.integer("CLAUDE_MAX_RETRIES").pipe(
-    Config.withDefault(2),
-    Config.validate({ message: "Expected an integer from 0 to 10", validation: (n) => n >= 0 && n <= 10 })
+    Config.validate({ message: "Expected an integer from 0 to 10", validation: (n) => n >= 0 && n <= 10 }),
+    Config.withDefault(2)
   ),
   claudeIdleTimeout: seconds("CLAUDE_IDLE_TIMEOUT_SECONDS", 60),
   contextMessageLimit: positiveInt("CONTEXT_MESSAGE_LIMIT", 20),

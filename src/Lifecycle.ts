@@ -8,6 +8,18 @@ export interface InFlight {
   readonly awaitIdle: (limit: Duration.DurationInput) => Effect.Effect<boolean>
 }
 
+/**
+ * Polls `condition` until it holds or `limit` passes; true when it held. Interruptible on
+ * purpose: shutdown finalizers run uninterruptibly, and only an interruptible wait lets
+ * the time limit end it.
+ */
+export const pollUntil = (condition: Effect.Effect<boolean>, limit: Duration.DurationInput): Effect.Effect<boolean> =>
+  condition.pipe(
+    Effect.repeat({ until: (held) => held, schedule: Schedule.spaced("20 millis") }),
+    Effect.interruptible,
+    Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
+  )
+
 export const InFlight = {
   make: Effect.map(Ref.make(0), (count): InFlight => ({
     track: (effect) =>
@@ -16,11 +28,7 @@ export const InFlight = {
         () => effect,
         () => Ref.update(count, (n) => n - 1)
       ),
-    awaitIdle: (limit) =>
-      Ref.get(count).pipe(
-        Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("50 millis") }),
-        Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
-      )
+    awaitIdle: (limit) => pollUntil(Effect.map(Ref.get(count), (n) => n === 0), limit)
   }))
 }
 

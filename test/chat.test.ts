@@ -52,7 +52,7 @@ const expectChunkSequence = (chunks: ReadonlyArray<MessageChunk>, expected: Read
 
 const later = (a: string, b: string) => new Date(a).getTime() > new Date(b).getTime()
 
-describe("chat: the PRD's acceptance tests", () => {
+describe.concurrent("chat: the PRD's acceptance tests", () => {
   it.scopedLive("AC-002..006, AC-009: a conversation streams, is stored, carries its context and survives a reconnect", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
@@ -187,9 +187,27 @@ describe("chat: the PRD's acceptance tests", () => {
         { role: "user", content: "four" }
       ])
     }), TEST_TIMEOUT)
+  it.scopedLive("drops the oldest messages when CONTEXT_TOKEN_BUDGET is exceeded, always keeping the new one", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      // Room for the system prompt and ~100 tokens (400 characters) of conversation.
+      const budget = Math.ceil(SYSTEM_PROMPT.length / 4) + 100
+      const app = yield* startClaudeApp(fake, { CONTEXT_TOKEN_BUDGET: String(budget) })
+      const project = yield* newProject(app, "Budget")
+      const client = yield* connect(app.wsUrl, project.id)
+      const long = "Please remember this: " + "x".repeat(800)
+      fake.enqueueChat({ kind: "text", chunks: ["ok"] })
+      yield* client.ask(long)
+      // Alone over the budget, the new message is still sent.
+      expect(fake.chatRequests()[0]?.messages).toEqual([{ role: "user", content: long }])
+      fake.enqueueChat({ kind: "text", chunks: ["fine"] })
+      yield* client.ask("short one")
+      expect(fake.chatRequests()[1]?.messages).toEqual([{ role: "user", content: "short one" }])
+      expect(fake.chatRequests()[1]?.system).toBe(SYSTEM_PROMPT)
+    }), TEST_TIMEOUT)
 })
 
-describe("chat: the handshake", () => {
+describe.concurrent("chat: the handshake", () => {
   it.scopedLive("refuses an invalid or missing projectId with 400 VALIDATION_ERROR and an unknown project with 404", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -238,7 +256,7 @@ describe("chat: the handshake", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: bad frames", () => {
+describe.concurrent("chat: bad frames", () => {
   it.scopedLive("answers each bad frame with its error code, stores nothing, and the connection keeps working", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -295,7 +313,24 @@ describe("chat: bad frames", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: one answer per project", () => {
+describe.concurrent("chat: a project deleted while connected", () => {
+  it.scopedLive("answers a chat_message with PROJECT_NOT_FOUND, stores nothing, and keeps the connection", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Short-lived")
+      const client = yield* connect(app.wsUrl, project.id)
+      expect((yield* request(`${app.url}/api/projects/${project.id}`, { method: "DELETE" })).status).toBe(204)
+      yield* client.chat("Anyone there?")
+      const error = yield* client.waitFor("error")
+      expect(error.code).toBe("PROJECT_NOT_FOUND")
+      yield* client.ping()
+      expect(yield* countMessages(app)).toBe(0)
+      expect(fake.requests).toHaveLength(0)
+    }), TEST_TIMEOUT)
+})
+
+describe.concurrent("chat: one answer per project", () => {
   it.scopedLive("refuses a chat_message while an answer streams with BUSY (to the sender only), then accepts the next", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -304,8 +339,8 @@ describe("chat: one answer per project", () => {
       const tabA = yield* connect(app.wsUrl, project.id)
       const tabB = yield* connect(app.wsUrl, project.id)
 
-      const chunks = ["one ", "two ", "three ", "four ", "five ", "six"]
-      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 150 })
+      const chunks = ["one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight ", "nine ", "ten"]
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 })
       yield* tabA.chat("First question")
       const start = yield* tabA.waitFor("message_start")
       yield* tabA.next((e) => e.type === "message_chunk")
@@ -346,7 +381,7 @@ describe("chat: one answer per project", () => {
       const otherProject = yield* newProject(app, "Other")
       const slow = yield* connect(app.wsUrl, slowProject.id)
       const other = yield* connect(app.wsUrl, otherProject.id)
-      fake.enqueueChat({ kind: "text", chunks: ["a", "b", "c", "d"], chunkDelayMs: 200 })
+      fake.enqueueChat({ kind: "text", chunks: ["a", "b", "c", "d"], chunkDelayMs: 100 })
       yield* slow.chat("slow one")
       const start = yield* slow.waitFor("message_start")
       fake.enqueueChat({ kind: "text", chunks: ["quick"] })
@@ -360,7 +395,7 @@ describe("chat: one answer per project", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: several connections", () => {
+describe.concurrent("chat: several connections", () => {
   it.scopedLive("two tabs on one project receive identical start, chunk and complete events", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
@@ -392,7 +427,7 @@ describe("chat: several connections", () => {
       const app = yield* startClaudeApp(fake)
       const project = yield* newProject(app, "Join late")
       const first = yield* connect(app.wsUrl, project.id)
-      const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon"]
+      const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta ", "eta ", "theta"]
       fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 150 })
       yield* first.chat("Greek letters please")
       const start = yield* first.waitFor("message_start")
@@ -436,7 +471,7 @@ describe("chat: several connections", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: cancel and retried sends", () => {
+describe.concurrent("chat: cancel and retried sends", () => {
   it.scopedLive("cancel stops the answer at once: complete with status cancelled, upstream aborted, partial text stored", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -484,7 +519,7 @@ describe("chat: cancel and retried sends", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: heartbeat", () => {
+describe.concurrent("chat: heartbeat", () => {
   it.scopedLive("closes a connection that does not answer protocol pings; keeps one that does", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -504,7 +539,7 @@ describe("chat: heartbeat", () => {
     }), TEST_TIMEOUT)
 })
 
-describe("chat: titles (FR-015)", () => {
+describe.concurrent("chat: titles (FR-015)", () => {
   it.scopedLive("names a default-titled project with the title model and tells its sockets", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["\"Inventory Tracker.\""] })
@@ -556,18 +591,42 @@ describe("chat: titles (FR-015)", () => {
       expect(client.events.filter((e) => e.type === "project_updated")).toEqual([])
 
       // Renamed by the user while a slow title generation is running.
-      fake.setTitle({ kind: "text", chunks: ["Slow ", "Generated ", "Title"], chunkDelayMs: 300 })
+      fake.setTitle({ kind: "text", chunks: ["Slow ", "Generated ", "Title"], chunkDelayMs: 200 })
       const fresh = yield* newProject(app)
       const other = yield* connect(app.wsUrl, fresh.id)
       const answer = yield* other.ask("Build me a recipe book")
       expect(answer.end).toMatchObject({ type: "message_complete" })
       const renamed = yield* sendJson("PATCH", `${app.url}/api/projects/${fresh.id}`, { title: "Recipes" })
       expect(renamed.status).toBe(200)
-      // The slow title reply lands after ~0.9 s; give it time to be (wrongly) applied.
+      // The slow title reply lands ~0.6 s after the call; give it time to be (wrongly) applied.
       yield* eventually("the title call was made", Effect.sync(() => fake.titleRequests().length), (n) => n >= 1)
-      yield* settle(1500)
+      yield* settle(1000)
       expect((yield* getProject(app, fresh.id)).title).toBe("Recipes")
       expect(other.events.filter((e) => e.type === "project_updated")).toEqual([])
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("titles the project from its first message, even when a second message comes before that title is done", () =>
+    Effect.gen(function* () {
+      // The first message's title takes ~0.6 s; a title for the second would come back at once.
+      const fake = yield* FakeRouterScoped({
+        kind: "function",
+        reply: (body) =>
+          JSON.stringify(body.messages).includes("inventory tracker")
+            ? { kind: "text", chunks: ["Inventory ", "Tracker"], chunkDelayMs: 300 }
+            : { kind: "text", chunks: ["Search Feature"] }
+      })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app)
+      const client = yield* connect(app.wsUrl, project.id)
+      yield* client.ask("Build me an inventory tracker")
+      yield* client.ask("Add a search feature")
+      const updated = yield* client.seen("project_updated")
+      yield* settle(900)
+      expect(updated.title).toBe("Inventory Tracker")
+      expect((yield* getProject(app, project.id)).title).toBe("Inventory Tracker")
+      expect(client.events.filter((e) => e.type === "project_updated")).toHaveLength(1)
+      // One title request, for the first message.
+      expect(fake.titleRequests().map((r) => r.messages)).toEqual([[{ role: "user", content: "Build me an inventory tracker" }]])
     }), TEST_TIMEOUT)
 
   it.scopedLive("bumps the project's updatedAt with every stored message", () =>
@@ -580,7 +639,7 @@ describe("chat: titles (FR-015)", () => {
 
       for (const text of ["first", "second"]) {
         yield* settle(20)
-        fake.enqueueChat({ kind: "text", chunks: ["an ", "answer ", "to ", text], chunkDelayMs: 150 })
+        fake.enqueueChat({ kind: "text", chunks: ["an ", "answer ", "to ", text], chunkDelayMs: 250 })
         yield* client.chat(text)
         const start = yield* client.waitFor("message_start")
         // The user message is stored (the answer is still streaming): updatedAt moved.

@@ -94,7 +94,7 @@ const httpCases: ReadonlyArray<readonly [string, FakeReply, string]> = [
   ["HTTP 400 invalid request", { kind: "httpError", errorType: "invalid_request_error", message: RAW_API_TEXT }, "AI_ERROR"]
 ]
 
-describe("chat: Claude's errors become error events", () => {
+describe.concurrent("chat: Claude's errors become error events", () => {
   for (const [name, reply, code] of httpCases) {
     it.scopedLive(`${name} → ${code}, and the next message works`, () =>
       Effect.gen(function* () {
@@ -148,18 +148,6 @@ describe("chat: Claude's errors become error events", () => {
       expectNothingLeaked(client)
     }), TEST_TIMEOUT)
 
-  it.scopedLive("a slow but steady stream is not a timeout: the watchdog counts the time between events", () =>
-    Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
-      const project = yield* newProject(app, "Slow")
-      const client = yield* connect(app.wsUrl, project.id)
-      const chunks = ["one ", "two ", "three ", "four ", "five"]
-      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 400 })
-      const answer = yield* client.ask("Slowly, please")
-      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
-    }), TEST_TIMEOUT)
-
   it.scopedLive("a socket reset mid-stream → AI_ERROR; the partial answer is stored and the next message works", () =>
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
@@ -202,12 +190,12 @@ describe("chat: Claude's errors become error events", () => {
       fake.enqueueChat(
         { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
         { kind: "httpError", errorType: "api_error" },
-        { kind: "midStreamError", chunks: ["partial"] },
+        { kind: "midStreamError", chunks: ["partial"], chunkDelayMs: 10 },
         { kind: "text", chunks: ["Finally."] }
       )
       for (const text of ["first try", "second try", "third try"]) {
         const failed = yield* client.ask(text)
-        expect({ text, end: failed.end.type, frames: client.frames }).toMatchObject({ text, end: "error" })
+        expect({ text, end: failed.end.type }).toEqual({ text, end: "error" })
       }
       const ok = yield* client.ask("fourth try")
       expect(ok.end).toMatchObject({ type: "message_complete", fullContent: "Finally." })
@@ -217,4 +205,23 @@ describe("chat: Claude's errors become error events", () => {
       for (const text of ["first try", "second try", "third try", "partial", "fourth try"]) expect(all).toContain(text)
       expectNothingLeaked(client)
     }), TEST_TIMEOUT)
+
+  // The SDK's MessageStream iterator drops an error that arrives while its reader is behind
+  // (events still queued): the iteration just ends. Here the error (or the cut) arrives in
+  // the same read as the last delta, with no delay, which is how it happens under load.
+  const immediateFailures: ReadonlyArray<readonly [string, FakeReply, string, string]> = [
+    ["an overloaded_error right after one chunk", { kind: "midStreamError", chunks: ["partial"] }, "AI_OVERLOADED", "partial"],
+    ["an overloaded_error right after several chunks", { kind: "midStreamError", chunks: ["a ", "b ", "c"] }, "AI_OVERLOADED", "a b c"],
+    ["a socket reset right after the chunks", { kind: "socketReset", chunks: ["cut ", "here"] }, "AI_ERROR", "cut here"]
+  ]
+  for (const [name, reply, code, partial] of immediateFailures) {
+    it.scopedLive(`${name} is still an error (${code}), never a complete answer`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
+        const project = yield* newProject(app, "Immediate failure")
+        const client = yield* connect(app.wsUrl, project.id)
+        yield* failsThenRecovers(app, fake, client, project.id, reply, code, partial)
+      }), TEST_TIMEOUT)
+  }
 })

@@ -3,12 +3,13 @@
  * success and error paths, field by field as in PRD-002, plus the HTTP edge shared by all
  * routes (error shape, unknown routes, body limit, CORS, request ids, OpenAPI).
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { Effect, Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import { get, rawRequest, request, sendJson } from "./support/Http.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
-import { startTestApp, type TestApp } from "./support/TestApp.js"
+import { startApp } from "./support/BoundedApp.js"
+import type { TestApp } from "./support/TestApp.js"
 import { freshDatabase } from "./support/TestDatabase.js"
 import {
   decodeExact,
@@ -77,14 +78,30 @@ const countMessages = (app: TestApp, projectId: string) =>
     Effect.map((rows) => rows[0]?.n)
   )
 
+/** The parts of an OpenAPI 3 document the tests look at (other fields are allowed). */
+const OpenApiDocument = Schema.Struct({
+  openapi: Schema.String.pipe(Schema.pattern(/^3\.\d+\.\d+$/)),
+  info: Schema.Struct({ title: Schema.String, version: Schema.String }),
+  paths: Schema.Record({
+    key: Schema.String,
+    value: Schema.Record({
+      key: Schema.String,
+      value: Schema.Struct({ responses: Schema.Record({ key: Schema.String, value: Schema.Unknown }) })
+    })
+  }),
+  components: Schema.optional(
+    Schema.Struct({ schemas: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) })
+  )
+})
+
 const later = (a: string, b: string) => new Date(a).getTime() > new Date(b).getTime()
 
 // ---------------------------------------------------------------------------------------------
 
 describe("POST /api/projects", () => {
-  it.scoped("creates a project: 201 with id, title and ISO timestamps, nothing else", () =>
+  it.scopedLive("creates a project: 201 with id, title and ISO timestamps, nothing else", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const answer = yield* createProject(app, { title: "Inventory Tracker" })
       expect(answer.status).toBe(201)
       expect(answer.headers.get("content-type")).toMatch(/^application\/json/)
@@ -95,17 +112,17 @@ describe("POST /api/projects", () => {
       expect(stored).toEqual([{ title: "Inventory Tracker" }])
     }))
 
-  it.scoped("defaults the title to \"New Project\" when the body has none", () =>
+  it.scopedLive("defaults the title to \"New Project\" when the body has none", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const fromEmptyObject = yield* createProject(app, {})
       expect(fromEmptyObject.status).toBe(201)
       expect(decodeExact(WireProject, fromEmptyObject.json).title).toBe("New Project")
     }))
 
-  it.scoped("accepts a request with no body at all (the title is optional, so is the body)", () =>
+  it.scopedLive("accepts a request with no body at all (the title is optional, so is the body)", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const withoutBody = yield* createProject(app)
       expect(withoutBody.status).toBe(201)
       expect(decodeExact(WireProject, withoutBody.json).title).toBe("New Project")
@@ -117,9 +134,9 @@ describe("POST /api/projects", () => {
       expect(decodeExact(WireProject, emptyJsonBody.json).title).toBe("New Project")
     }))
 
-  it.scoped("trims the title and accepts 1 to 255 characters", () =>
+  it.scopedLive("trims the title and accepts 1 to 255 characters", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       expect((yield* newProject(app, "  Padded title \n")).title).toBe("Padded title")
       expect((yield* newProject(app, "x")).title).toBe("x")
       const longest = "é".repeat(255)
@@ -128,27 +145,27 @@ describe("POST /api/projects", () => {
       expect((yield* newProject(app, `  ${"t".repeat(255)}  `)).title).toBe("t".repeat(255))
     }))
 
-  it.scoped("rejects an empty, blank or 256-character title with 400 VALIDATION_ERROR", () =>
+  it.scopedLive("rejects an empty, blank or 256-character title with 400 VALIDATION_ERROR", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       for (const title of ["", "   ", "\t\n", "a".repeat(256)]) {
         expectError(yield* createProject(app, { title }), 400, "VALIDATION_ERROR")
       }
       expect((yield* listProjects(app)).projects).toEqual([])
     }))
 
-  it.scoped("rejects a body of the wrong JSON types with 400 VALIDATION_ERROR", () =>
+  it.scopedLive("rejects a body of the wrong JSON types with 400 VALIDATION_ERROR", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       for (const body of [{ title: 42 }, { title: ["a"] }, { title: { text: "a" } }, { title: true }, [], "\"title\"", "7"]) {
         expectError(yield* createProject(app, body), 400, "VALIDATION_ERROR")
       }
       expect((yield* listProjects(app)).projects).toEqual([])
     }))
 
-  it.scoped("rejects a body that is not valid JSON with 400 VALIDATION_ERROR", () =>
+  it.scopedLive("rejects a body that is not valid JSON with 400 VALIDATION_ERROR", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       for (const body of ["{\"title\":", "{title: 'a'}", "not json"]) {
         expectError(yield* createProject(app, body), 400, "VALIDATION_ERROR")
       }
@@ -157,25 +174,25 @@ describe("POST /api/projects", () => {
   // Exposes a bug in src (see the report): PostgreSQL refuses text containing U+0000 with
   // SQLSTATE 22021, which `orUnavailable` turns into a defect, so the client gets a 500
   // INTERNAL_ERROR for what is plainly bad input. The title schema should refuse it.
-  it.scoped("rejects a title containing a NUL character with 400 VALIDATION_ERROR, not a 500", () =>
+  it.scopedLive("rejects a title containing a NUL character with 400 VALIDATION_ERROR, not a 500", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       expectError(yield* createProject(app, { title: "a\u0000b" }), 400, "VALIDATION_ERROR")
     }))
 })
 
 describe("GET /api/projects", () => {
-  it.scoped("lists nothing on a fresh database", () =>
+  it.scopedLive("lists nothing on a fresh database", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const answer = yield* get(`${app.url}/api/projects`)
       expect(answer.status).toBe(200)
       expect(answer.json).toStrictEqual({ projects: [] })
     }))
 
-  it.scoped("lists every project with its messageCount, PRD fields only", () =>
+  it.scopedLive("lists every project with its messageCount, PRD fields only", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const talkative = yield* newProject(app, "Talkative")
       const quiet = yield* newProject(app, "Quiet")
       yield* insertMessage(app, talkative.id, { role: "user", content: "Build me an inventory tracker" })
@@ -189,9 +206,9 @@ describe("GET /api/projects", () => {
       expect(byId.get(quiet.id)).toStrictEqual({ ...quiet, messageCount: 0 })
     }))
 
-  it.scoped("orders projects by updatedAt, most recent first: new messages and renames move a project up", () =>
+  it.scopedLive("orders projects by updatedAt, most recent first: new messages and renames move a project up", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const first = yield* newProject(app, "first")
       const second = yield* newProject(app, "second")
       const third = yield* newProject(app, "third")
@@ -217,16 +234,16 @@ describe("GET /api/projects", () => {
 })
 
 describe("GET /api/projects/:id", () => {
-  it.scoped("returns a new project with an empty message list", () =>
+  it.scopedLive("returns a new project with an empty message list", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app, "Empty")
       expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [] })
     }))
 
-  it.scoped("returns the messages in chronological order, codeBlocks on assistant messages only, with status", () =>
+  it.scopedLive("returns the messages in chronological order, codeBlocks on assistant messages only, with status", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app, "Inventory Tracker")
       const codeBlock = {
         language: "python",
@@ -259,24 +276,24 @@ describe("GET /api/projects/:id", () => {
       expect([...times].sort((a, b) => a - b)).toEqual(times)
     }))
 
-  it.scoped("finds a project whatever the case of its UUID", () =>
+  it.scopedLive("finds a project whatever the case of its UUID", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app, "Case")
       expect((yield* getProject(app, project.id.toUpperCase())).id).toBe(project.id)
     }))
 
-  it.scoped("answers 404 PROJECT_NOT_FOUND for an unknown id", () =>
+  it.scopedLive("answers 404 PROJECT_NOT_FOUND for an unknown id", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       expectError(yield* get(`${app.url}/api/projects/${randomUUID()}`), 404, "PROJECT_NOT_FOUND")
     }))
 })
 
 describe("PATCH /api/projects/:id", () => {
-  it.scoped("renames: 200 with the trimmed title, the same createdAt and a later updatedAt", () =>
+  it.scopedLive("renames: 200 with the trimmed title, the same createdAt and a later updatedAt", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app)
       const answer = yield* sendJson("PATCH", `${app.url}/api/projects/${project.id}`, { title: "  Inventory Tracker  " })
       expect(answer.status).toBe(200)
@@ -286,9 +303,9 @@ describe("PATCH /api/projects/:id", () => {
       expect(yield* getProject(app, project.id)).toStrictEqual({ ...renamed, messages: [] })
     }))
 
-  it.scoped("rejects a missing, empty, blank, 256-character or mistyped title with 400 VALIDATION_ERROR", () =>
+  it.scopedLive("rejects a missing, empty, blank, 256-character or mistyped title with 400 VALIDATION_ERROR", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app, "Unchanged")
       const url = `${app.url}/api/projects/${project.id}`
       for (const body of [{}, { title: "" }, { title: "  " }, { title: "a".repeat(256) }, { title: 1 }, { title: null }, "{\"title\":"]) {
@@ -298,9 +315,9 @@ describe("PATCH /api/projects/:id", () => {
       expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [] })
     }))
 
-  it.scoped("answers 404 PROJECT_NOT_FOUND for an unknown id", () =>
+  it.scopedLive("answers 404 PROJECT_NOT_FOUND for an unknown id", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       expectError(
         yield* sendJson("PATCH", `${app.url}/api/projects/${randomUUID()}`, { title: "Nope" }),
         404,
@@ -310,9 +327,9 @@ describe("PATCH /api/projects/:id", () => {
 })
 
 describe("DELETE /api/projects/:id", () => {
-  it.scoped("deletes: 204 with an empty body, then the project is gone", () =>
+  it.scopedLive("deletes: 204 with an empty body, then the project is gone", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const doomed = yield* newProject(app, "Doomed")
       const kept = yield* newProject(app, "Kept")
       const answer = yield* request(`${app.url}/api/projects/${doomed.id}`, { method: "DELETE" })
@@ -322,9 +339,9 @@ describe("DELETE /api/projects/:id", () => {
       expect((yield* listProjects(app)).projects.map((p) => p.id)).toEqual([kept.id])
     }))
 
-  it.scoped("removes the project's messages with it, and no other project's", () =>
+  it.scopedLive("removes the project's messages with it, and no other project's", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const doomed = yield* newProject(app, "Doomed")
       const kept = yield* newProject(app, "Kept")
       yield* insertMessage(app, doomed.id, { role: "user", content: "one" })
@@ -339,9 +356,9 @@ describe("DELETE /api/projects/:id", () => {
       expect((yield* getProject(app, kept.id)).messages.map((m) => m.content)).toEqual(["mine"])
     }))
 
-  it.scoped("answers 404 PROJECT_NOT_FOUND for an unknown id, and for a second delete", () =>
+  it.scopedLive("answers 404 PROJECT_NOT_FOUND for an unknown id, and for a second delete", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       expectError(yield* request(`${app.url}/api/projects/${randomUUID()}`, { method: "DELETE" }), 404, "PROJECT_NOT_FOUND")
       const project = yield* newProject(app)
       expect((yield* request(`${app.url}/api/projects/${project.id}`, { method: "DELETE" })).status).toBe(204)
@@ -352,9 +369,9 @@ describe("DELETE /api/projects/:id", () => {
 describe("invalid project ids", () => {
   const invalidIds = ["not-a-uuid", "123", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", `${randomUUID()}0`, "%20"]
 
-  it.scoped("answer 400 VALIDATION_ERROR on get, rename and delete", () =>
+  it.scopedLive("answer 400 VALIDATION_ERROR on get, rename and delete", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       for (const id of invalidIds) {
         const url = `${app.url}/api/projects/${id}`
         expectError(yield* get(url), 400, "VALIDATION_ERROR")
@@ -363,11 +380,11 @@ describe("invalid project ids", () => {
       }
     }))
 
-  it.scoped("never reach PostgreSQL: still 400 while the database is unreachable", () =>
+  it.scopedLive("never reach PostgreSQL: still 400 while the database is unreachable", () =>
     Effect.gen(function* () {
       const database = yield* freshDatabase
       const proxy = yield* TcpProxyScoped(targetOf(database))
-      const app = yield* startTestApp({ DATABASE_URL: proxy.urlFor(database) })
+      const app = yield* startApp({ DATABASE_URL: proxy.urlFor(database) })
       proxy.pause()
       // A query would fail with 503 DB_UNAVAILABLE; validation answers before any query.
       expectError(yield* get(`${app.url}/api/projects/${randomUUID()}`), 503, "DB_UNAVAILABLE")
@@ -380,9 +397,9 @@ describe("invalid project ids", () => {
 })
 
 describe("the HTTP edge", () => {
-  it.scoped("answers 404 NOT_FOUND in the PRD error shape for unknown routes", () =>
+  it.scopedLive("answers 404 NOT_FOUND in the PRD error shape for unknown routes", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const project = yield* newProject(app)
       for (const path of ["/", "/api", "/api/nothing", `/api/projects/${project.id}/messages`, "/api/projects/x/y"]) {
         expectError(yield* get(`${app.url}${path}`), 404, "NOT_FOUND")
@@ -391,9 +408,34 @@ describe("the HTTP edge", () => {
       expectError(yield* request(`${app.url}/api/projects`, { method: "PUT" }), 404, "NOT_FOUND")
     }))
 
-  it.scoped("answers 413 PAYLOAD_TOO_LARGE for a body above MAX_BODY_BYTES sent with a content-length", () =>
+  it.scopedLive("answers 500 INTERNAL_ERROR for a real bug, with no SQL or stack in the body, and logs it with the request id", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp({ MAX_BODY_BYTES: "1024" })
+      const app = yield* startApp()
+      // A schema the code does not expect: every list query now fails inside PostgreSQL.
+      yield* app.sql`ALTER TABLE projects RENAME COLUMN title TO name`
+      const written: Array<string> = []
+      const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+        written.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"))
+        return true
+      })
+      const answer = yield* get(`${app.url}/api/projects`, { "x-request-id": "bug-report-1" }).pipe(
+        Effect.ensuring(Effect.sync(() => spy.mockRestore()))
+      )
+      expectError(answer, 500, "INTERNAL_ERROR")
+      expect(answer.headers.get("x-request-id")).toBe("bug-report-1")
+      expect(answer.text).not.toMatch(/column|select|projects|\bat\b|\.ts:/i)
+      const logged = written
+        .flatMap((text) => text.split("\n"))
+        .filter((line) => line.startsWith("{"))
+        .map((line): unknown => JSON.parse(line))
+      expect(logged).toContainEqual(
+        expect.objectContaining({ level: "error", requestId: "bug-report-1", error: expect.stringMatching(/title/) })
+      )
+    }))
+
+  it.scopedLive("answers 413 PAYLOAD_TOO_LARGE for a body above MAX_BODY_BYTES sent with a content-length", () =>
+    Effect.gen(function* () {
+      const app = yield* startApp({ MAX_BODY_BYTES: "1024" })
       // Just under the limit is fine.
       const fits = JSON.stringify({ title: "t" }).padEnd(1024, " ")
       expect((yield* createProject(app, fits)).status).toBe(201)
@@ -408,9 +450,14 @@ describe("the HTTP edge", () => {
       expect((yield* listProjects(app)).projects).toHaveLength(2)
     }))
 
-  it.scoped("answers 413 PAYLOAD_TOO_LARGE for a chunked body (no content-length) above MAX_BODY_BYTES", () =>
+  // Exposes a bug in src (see the report): past the limit the platform's body reader destroys
+  // the request stream, which destroys the socket, so the client gets a connection reset
+  // instead of the 413; the request then never completes, and because the shutdown grace is
+  // not enforced inside the (uninterruptible) finalizer, the service never finishes shutting
+  // down either (BoundedApp turns that hang into a failure after 15 s).
+  it.scopedLive("answers 413 PAYLOAD_TOO_LARGE for a chunked body (no content-length) above MAX_BODY_BYTES", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp({ MAX_BODY_BYTES: "1024" })
+      const app = yield* startApp({ MAX_BODY_BYTES: "1024" })
       const chunks = ["{\"title\":\"t\",\"padding\":\"", ..."x".repeat(4000).match(/.{1,500}/g) ?? [], "\"}"]
       const answer = yield* rawRequest(`${app.url}/api/projects`, {
         method: "POST",
@@ -429,9 +476,9 @@ describe("the HTTP edge", () => {
       expect((yield* listProjects(app)).projects.map((p) => p.title)).toEqual(["chunked"])
     }))
 
-  it.scoped("CORS: answers a preflight from an allowed origin, and does not allow any other", () =>
+  it.scopedLive("CORS: answers a preflight from an allowed origin, and does not allow any other", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp({ CORS_ORIGINS: "http://a.test, http://b.test" })
+      const app = yield* startApp({ CORS_ORIGINS: "http://a.test, http://b.test" })
       const preflight = (origin: string) =>
         rawRequest(`${app.url}/api/projects`, {
           method: "OPTIONS",
@@ -461,9 +508,9 @@ describe("the HTTP edge", () => {
       expect(foreign.headers["access-control-allow-origin"]).toBeUndefined()
     }))
 
-  it.scoped("CORS: a single configured origin is the only one allowed", () =>
+  it.scopedLive("CORS: a single configured origin is the only one allowed", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp({ CORS_ORIGINS: "http://a.test" })
+      const app = yield* startApp({ CORS_ORIGINS: "http://a.test" })
       const answer = yield* rawRequest(`${app.url}/api/projects`, {
         method: "OPTIONS",
         headers: { origin: "http://evil.test", "access-control-request-method": "DELETE" }
@@ -472,9 +519,9 @@ describe("the HTTP edge", () => {
       expect(answer.headers["access-control-allow-origin"]).not.toBe("*")
     }))
 
-  it.scoped("CORS: any origin by default", () =>
+  it.scopedLive("CORS: any origin by default", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const preflight = yield* rawRequest(`${app.url}/api/projects/${randomUUID()}`, {
         method: "OPTIONS",
         headers: { origin: "http://anywhere.test", "access-control-request-method": "DELETE" }
@@ -486,9 +533,9 @@ describe("the HTTP edge", () => {
       expect(simple.headers["access-control-allow-origin"]).toBe("*")
     }))
 
-  it.scoped("echoes a well-formed X-Request-Id, on success and on errors", () =>
+  it.scopedLive("echoes a well-formed X-Request-Id, on success and on errors", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       for (const id of ["abc-123", "req_01HZX.trace:7", "a".repeat(128)]) {
         expect((yield* get(`${app.url}/api/projects`, { "x-request-id": id })).headers.get("x-request-id")).toBe(id)
       }
@@ -499,9 +546,9 @@ describe("the HTTP edge", () => {
       expect(invalid.headers.get("x-request-id")).toMatch(UUID)
     }))
 
-  it.scoped("replaces a missing or malformed X-Request-Id with a generated UUID", () =>
+  it.scopedLive("replaces a missing or malformed X-Request-Id with a generated UUID", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const missing = yield* get(`${app.url}/api/projects`)
       expect(missing.headers.get("x-request-id")).toMatch(UUID)
       for (const malformed of ["has spaces in it", "a".repeat(300), "semi;colon", "<script>"]) {
@@ -514,33 +561,28 @@ describe("the HTTP edge", () => {
       expect(first).not.toBe(second)
     }))
 
-  it.scoped("serves a valid OpenAPI document listing the REST API, and HTML docs at /docs", () =>
+  it.scopedLive("serves a valid OpenAPI document listing the REST API, and HTML docs at /docs", () =>
     Effect.gen(function* () {
-      const app = yield* startTestApp()
+      const app = yield* startApp()
       const answer = yield* get(`${app.url}/openapi.json`)
       expect(answer.status).toBe(200)
-      const document = answer.json
-      if (typeof document !== "object" || document === null) throw new Error("/openapi.json is not a JSON object")
-      expect(document).toMatchObject({
-        openapi: expect.stringMatching(/^3\.\d+\.\d+$/),
-        info: { title: expect.any(String), version: expect.any(String) },
-        paths: expect.any(Object)
-      })
-      const paths = (document as { readonly paths: Record<string, Record<string, { readonly responses?: object }>> }).paths
+      const document = Schema.decodeUnknownSync(OpenApiDocument)(answer.json)
+      const paths = document.paths
       expect(Object.keys(paths)).toEqual(expect.arrayContaining(["/api/projects", "/api/projects/{id}", "/health"]))
       expect(Object.keys(paths["/api/projects"] ?? {})).toEqual(expect.arrayContaining(["get", "post"]))
       expect(Object.keys(paths["/api/projects/{id}"] ?? {})).toEqual(expect.arrayContaining(["get", "patch", "delete"]))
+      expect(Object.keys(paths["/health"] ?? {})).toEqual(expect.arrayContaining(["get"]))
       expect(Object.keys(paths["/api/projects"]?.["post"]?.responses ?? {})).toEqual(expect.arrayContaining(["201", "400"]))
       expect(Object.keys(paths["/api/projects/{id}"]?.["delete"]?.responses ?? {})).toEqual(
         expect.arrayContaining(["204", "404"])
       )
       // Every operation declares its responses, and every $ref points at a declared component.
-      const text = answer.text
-      for (const match of text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)) {
-        expect(document).toHaveProperty(["components", "schemas", decodeURIComponent(match[1] ?? "")])
-      }
       for (const operations of Object.values(paths)) {
-        for (const operation of Object.values(operations)) expect(Object.keys(operation.responses ?? {})).not.toHaveLength(0)
+        for (const operation of Object.values(operations)) expect(Object.keys(operation.responses)).not.toHaveLength(0)
+      }
+      const declared = Object.keys(document.components?.schemas ?? {})
+      for (const match of answer.text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)) {
+        expect(declared).toContain(decodeURIComponent(match[1] ?? ""))
       }
 
       const docs = yield* get(`${app.url}/docs`)

@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, Exit, Option, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, FiberSet, Option, Schedule, Stream } from "effect"
 import { Claude, type ClaudeError, claudeErrorMessages, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ServerErrorCode } from "../domain/ChatProtocol.js"
@@ -11,7 +11,7 @@ import {
 } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import type { MessageStatus } from "../domain/Message.js"
-import { InFlight, Lifecycle } from "../Lifecycle.js"
+import { Lifecycle, pollUntil } from "../Lifecycle.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
 import { Messages } from "../messages/Messages.js"
 import { buildContext } from "./Context.js"
@@ -61,9 +61,10 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const lifecycle = yield* Lifecycle
     const rooms = new Rooms()
     const scope = yield* Effect.scope
-    const pendingStores = yield* InFlight.make
-    // Released after the HTTP server: answers still waiting for the database get a last chance.
-    yield* Effect.addFinalizer(() => pendingStores.awaitIdle(FINAL_WRITE_GRACE))
+    // Stores retrying while the database is away. The set is made before the finalizer that
+    // waits for it, so at shutdown they get their last chance before being interrupted.
+    const pendingStores = yield* FiberSet.make()
+    yield* Effect.addFinalizer(() => pollUntil(Effect.map(FiberSet.size(pendingStores), (n) => n === 0), FINAL_WRITE_GRACE))
 
     const recovered = yield* messages.recoverInterrupted
     if (recovered > 0) yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(Effect.annotateLogs("count", recovered))
@@ -114,8 +115,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           Effect.logError("service stopped before the database came back: answer not stored").pipe(
             Effect.annotateLogs({ messageId: generation.messageId, status })
           )
-        ),
-        pendingStores.track
+        )
       )
     }
 
@@ -207,7 +207,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         const storedFirstTime = yield* messages
           .finish({ id: generation.messageId, content: generation.text, status, stopReason, errorCode })
           .pipe(Effect.as(true), Effect.orElseSucceed(() => false))
-        if (!storedFirstTime) yield* Effect.forkIn(store(generation, status, stopReason, errorCode), scope)
+        if (!storedFirstTime) yield* FiberSet.run(pendingStores, store(generation, status, stopReason, errorCode))
         const room = rooms.room(projectId)
         room.generation = undefined
         rooms.broadcast(
@@ -266,6 +266,9 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           return catchUp(reply, running)
         }
         if (running !== undefined || room.reserved) {
+          // A retry of a message answered earlier is acknowledged even while another answer runs.
+          const stored = clientMessageId === null ? Option.none() : yield* messages.findUserByClientId(projectId, clientMessageId)
+          if (Option.isSome(stored) && (yield* acknowledgeAgain(reply, stored.value.id))) return
           return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
         }
         room.reserved = true
@@ -331,18 +334,10 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         }
         rooms.closeAll(1001, "going away")
         // Let each connection's writer send what it has queued, then the close frame.
-        yield* Effect.sync(() => rooms.hasSubscribers()).pipe(
-          Effect.repeat({ until: (any) => !any, schedule: Schedule.spaced("20 millis") }),
-          Effect.timeout(SOCKET_CLOSE_GRACE),
-          Effect.ignore
-        )
+        yield* pollUntil(Effect.sync(() => !rooms.hasSubscribers()), SOCKET_CLOSE_GRACE)
       })
 
-    const awaitIdle = (limit: Duration.DurationInput) =>
-      Effect.sync(() => rooms.isIdle()).pipe(
-        Effect.repeat({ until: (idle) => idle, schedule: Schedule.spaced("50 millis") }),
-        Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
-      )
+    const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
 
     return { connect, send, cancel, drain, isIdle: Effect.sync(() => rooms.isIdle()) } as const
   })

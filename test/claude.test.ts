@@ -1,0 +1,361 @@
+/**
+ * The Claude service (`ClaudeLive`) on its own, with the real SDK against the fake Messages
+ * API: the stream's events, interruption aborting the upstream request, the SDK's bounded
+ * retries, the idle watchdog, titles, and how every SDK failure maps to a PRD error code
+ * without leaking what the API said.
+ */
+import Anthropic from "@anthropic-ai/sdk"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Redacted, Stream } from "effect"
+import fc from "fast-check"
+import { Claude, ClaudeError, type CompletionEvent, type CompletionRequest, SYSTEM_PROMPT } from "../src/claude/Claude.js"
+import { ClaudeLive, toClaudeError } from "../src/claude/ClaudeLive.js"
+import { AppConfig } from "../src/Config.js"
+import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped } from "./support/FakeAnthropic.js"
+import { LIVENESS_TIMEOUT_MS } from "./support/Http.js"
+
+const KEY = "sk-ant-test-key"
+const TEST_TIMEOUT = 30_000
+
+const REQUEST: CompletionRequest = {
+  system: SYSTEM_PROMPT,
+  messages: [
+    { role: "user", content: "Build me an inventory tracker" },
+    { role: "assistant", content: "Here it is." },
+    { role: "user", content: "Add a search feature" }
+  ]
+}
+
+/** ClaudeLive built from a config map, exactly as the service builds it from the environment. */
+const claudeFor = (fake: FakeAnthropic, env: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const provider = ConfigProvider.fromMap(
+      new Map(Object.entries({ CLAUDE_BASE_URL: fake.url, CLAUDE_MAX_RETRIES: "0", ...env }))
+    )
+    const layer = ClaudeLive(Redacted.make(KEY)).pipe(
+      Layer.provide(AppConfig.layer),
+      Layer.provide(Layer.setConfigProvider(provider))
+    )
+    const context = yield* Layer.build(layer)
+    return Context.get(context, Claude)
+  })
+
+/** Runs a stream to its end, keeping what it emitted before any failure. */
+const runStream = (stream: Stream.Stream<CompletionEvent, ClaudeError>) =>
+  Effect.gen(function* () {
+    const seen: Array<CompletionEvent> = []
+    const result = yield* stream.pipe(
+      Stream.runForEach((event) => Effect.sync(() => void seen.push(event))),
+      Effect.either
+    )
+    return { seen, error: Either.isLeft(result) ? result.left : undefined }
+  })
+
+const texts = (events: ReadonlyArray<CompletionEvent>) =>
+  events.flatMap((e) => (e._tag === "TextDelta" ? [e.text] : []))
+
+const fakeIdle = (fake: FakeAnthropic) =>
+  Effect.promise(() => fake.idle()).pipe(
+    Effect.timeoutFail({ duration: LIVENESS_TIMEOUT_MS, onTimeout: () => new Error("the fake still has a stream open") }),
+    Effect.orDie
+  )
+
+const bodyOf = (fake: FakeAnthropic, i: number) => fake.requests[i]?.body as Record<string, unknown> | undefined
+
+describe.concurrent("ClaudeLive: streaming", () => {
+  it.scopedLive("streams text deltas in order, then exactly one Finished with stop reason and token usage", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MODEL: "claude-test-sonnet", CLAUDE_MAX_TOKENS: "777" })
+      expect(claude.kind).toBe("claude")
+      fake.enqueue({ kind: "text", chunks: ["Hello", ", ", "world", "!"], chunkDelayMs: 5, inputTokens: 42, outputTokens: 7 })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toBeUndefined()
+      expect(seen).toEqual([
+        { _tag: "TextDelta", text: "Hello" },
+        { _tag: "TextDelta", text: ", " },
+        { _tag: "TextDelta", text: "world" },
+        { _tag: "TextDelta", text: "!" },
+        { _tag: "Finished", summary: { stopReason: "end_turn", inputTokens: 42, outputTokens: 7 } }
+      ])
+
+      // The request: configured model and max_tokens, the system prompt and messages as given, streamed.
+      expect(fake.requests).toHaveLength(1)
+      expect(bodyOf(fake, 0)).toEqual({
+        model: "claude-test-sonnet",
+        max_tokens: 777,
+        system: SYSTEM_PROMPT,
+        messages: REQUEST.messages,
+        stream: true
+      })
+      const headers = fake.requests[0]?.headers ?? {}
+      expect(headers["anthropic-version"]).toBeTruthy()
+      expect(`${headers["x-api-key"] ?? ""} ${headers["authorization"] ?? ""}`).toContain(KEY)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("reports max_tokens as the stop reason", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({ kind: "text", chunks: ["cut"], stopReason: "max_tokens", inputTokens: 3, outputTokens: 1 })
+      const { seen } = yield* runStream(claude.stream(REQUEST))
+      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "max_tokens", inputTokens: 3, outputTokens: 1 } })
+      expect(seen.filter((e) => e._tag === "Finished")).toHaveLength(1)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("interrupting the stream mid-answer aborts the upstream request at once", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 200 }, (_, i) => `chunk${i} `), chunkDelayMs: 100 })
+      const firstDelta = yield* Deferred.make<void>()
+      const fiber = yield* claude.stream(REQUEST).pipe(
+        Stream.tap(() => Deferred.succeed(firstDelta, undefined)),
+        Stream.runDrain,
+        Effect.fork
+      )
+      yield* Deferred.await(firstDelta)
+      expect(fake.openStreams).toBe(1)
+      yield* Fiber.interrupt(fiber)
+      // "At once": the fake sees the client leave long before the ~20 s answer would end.
+      yield* fakeIdle(fake)
+      expect(fake.abortedStreams).toBe(1)
+      expect(fake.openStreams).toBe(0)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a stream consumed only partly (take) also releases the upstream request", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 100 }, () => "x"), chunkDelayMs: 50 })
+      const firstTwo = yield* claude.stream(REQUEST).pipe(Stream.take(2), Stream.runCollect)
+      expect(texts(Chunk.toReadonlyArray(firstTwo))).toEqual(["x", "x"])
+      yield* fakeIdle(fake)
+      expect(fake.abortedStreams).toBe(1)
+    }), TEST_TIMEOUT)
+})
+
+describe.concurrent("ClaudeLive: retries and failures", () => {
+  it.scopedLive("retries a 529 with retry-after before the stream starts, then succeeds (2 requests)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "1" })
+      fake.enqueue(
+        { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
+        { kind: "text", chunks: ["after ", "a retry"] }
+      )
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toBeUndefined()
+      expect(texts(seen)).toEqual(["after ", "a retry"])
+      expect(fake.requests).toHaveLength(2)
+      expect(bodyOf(fake, 1)).toEqual(bodyOf(fake, 0))
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("retries a 429 too, and stops after CLAUDE_MAX_RETRIES", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "2" })
+      const limited: FakeReply = { kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0.01 }
+      fake.enqueue(limited, limited, limited, { kind: "text", chunks: ["never sent"] })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toMatchObject({ _tag: "ClaudeError", code: "AI_RATE_LIMITED" })
+      expect(seen).toEqual([])
+      expect(fake.requests).toHaveLength(3)
+    }), TEST_TIMEOUT)
+
+  const httpFailures: ReadonlyArray<readonly [FakeReply, string]> = [
+    [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 }, "AI_OVERLOADED"],
+    [{ kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0 }, "AI_RATE_LIMITED"],
+    [{ kind: "httpError", errorType: "authentication_error" }, "AI_AUTH_ERROR"],
+    [{ kind: "httpError", errorType: "permission_error" }, "AI_AUTH_ERROR"],
+    [{ kind: "httpError", errorType: "api_error", retryAfterSeconds: 0 }, "AI_ERROR"],
+    [{ kind: "httpError", errorType: "invalid_request_error" }, "AI_ERROR"],
+    [{ kind: "httpError", errorType: "not_found_error" }, "AI_ERROR"]
+  ]
+  for (const [reply, code] of httpFailures) {
+    it.scopedLive(`an HTTP ${reply.kind === "httpError" ? reply.errorType : ""} with no retries left fails with ${code}`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeAnthropicScoped
+        const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "0" })
+        fake.enqueue(reply)
+        const { seen, error } = yield* runStream(claude.stream(REQUEST))
+        expect(seen).toEqual([])
+        expect(error).toBeInstanceOf(ClaudeError)
+        expect(error?.code).toBe(code)
+        expect(fake.requests).toHaveLength(1)
+      }), TEST_TIMEOUT)
+  }
+
+  it.scopedLive("a mid-stream overloaded_error fails with AI_OVERLOADED after the deltas received, and is not retried", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "2" })
+      fake.enqueue({ kind: "midStreamError", chunks: ["half ", "an answer"], chunkDelayMs: 10 })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(texts(seen)).toEqual(["half ", "an answer"])
+      expect(seen.some((e) => e._tag === "Finished")).toBe(false)
+      expect(error?.code).toBe("AI_OVERLOADED")
+      expect(fake.requests).toHaveLength(1)
+    }), TEST_TIMEOUT)
+
+  // The SDK's MessageStream iterator loses an error that arrives while events are still
+  // queued for the reader: iteration just ends, with no message_stop. That must still fail.
+  it.scopedLive("a mid-stream error arriving together with the last deltas still fails the stream (never a clean end)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      for (const chunks of [["partial"], ["a", "b", "c"]]) {
+        fake.enqueue({ kind: "midStreamError", chunks })
+        const { seen, error } = yield* runStream(claude.stream(REQUEST))
+        expect(texts(seen)).toEqual(chunks)
+        expect(seen.some((e) => e._tag === "Finished")).toBe(false)
+        expect(error?.code).toBe("AI_OVERLOADED")
+      }
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a socket reset mid-stream fails with AI_ERROR", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({ kind: "socketReset", chunks: ["cut ", "off"], chunkDelayMs: 10 })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(texts(seen)).toEqual(["cut ", "off"])
+      expect(seen.some((e) => e._tag === "Finished")).toBe(false)
+      expect(error?.code).toBe("AI_ERROR")
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("the watchdog fails a stalled stream with AI_TIMEOUT and aborts the upstream request", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      fake.enqueue({ kind: "stall", chunks: ["thinking"] })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(texts(seen)).toEqual(["thinking"])
+      expect(error?.code).toBe("AI_TIMEOUT")
+      yield* fakeIdle(fake)
+      expect(fake.abortedStreams).toBe(1)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("the watchdog measures the gap between events, not the whole answer", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      fake.enqueue({ kind: "text", chunks: ["a", "b", "c", "d", "e"], chunkDelayMs: 400 })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toBeUndefined()
+      expect(texts(seen)).toEqual(["a", "b", "c", "d", "e"])
+    }), TEST_TIMEOUT)
+})
+
+describe.concurrent("ClaudeLive: titles", () => {
+  it.scopedLive("asks the title model without streaming and returns its text", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_TITLE_MODEL: "claude-test-haiku", CLAUDE_MAX_TOKENS: "4096" })
+      fake.enqueue({ kind: "text", chunks: ["Inventory ", "Tracker"] })
+      const title = yield* claude.title({ system: "Name it.", messages: [{ role: "user", content: "Build me an inventory tracker" }] })
+      expect(title).toBe("Inventory Tracker")
+      const body = bodyOf(fake, 0)
+      expect(body).toMatchObject({ model: "claude-test-haiku", system: "Name it." })
+      expect(body?.["stream"]).not.toBe(true)
+      expect(body?.["max_tokens"]).toBeLessThan(4096)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a failing title call fails at once with a typed error (never retried: it must not hold anything up)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "3" })
+      fake.enqueue({ kind: "httpError", errorType: "api_error", retryAfterSeconds: 0 }, { kind: "text", chunks: ["late"] })
+      const error = yield* Effect.flip(claude.title({ system: "Name it.", messages: [{ role: "user", content: "x" }] }))
+      expect(error).toMatchObject({ _tag: "ClaudeError", code: "AI_ERROR" })
+      expect(fake.requests).toHaveLength(1)
+    }), TEST_TIMEOUT)
+})
+
+// ---------------------------------------------------------------------------------------------
+// toClaudeError
+
+const RAW = "raw upstream words: sk-ant-leaked-key in request req_secret"
+
+const apiError = (status: number, type: string) =>
+  Anthropic.APIError.generate(status, { type: "error", error: { type, message: RAW } }, undefined, new Headers({ "request-id": "req_1" }))
+
+const expectSafe = (error: ClaudeError) => {
+  expect(error.message.length).toBeGreaterThan(0)
+  expect(error.message).not.toContain("raw upstream")
+  expect(error.message).not.toContain("sk-ant")
+  expect(error.message).not.toContain("req_")
+}
+
+describe("toClaudeError", () => {
+  const byStatus: ReadonlyArray<readonly [number, string, string]> = [
+    [400, "invalid_request_error", "AI_ERROR"],
+    [401, "authentication_error", "AI_AUTH_ERROR"],
+    [403, "permission_error", "AI_AUTH_ERROR"],
+    [404, "not_found_error", "AI_ERROR"],
+    [408, "timeout_error", "AI_TIMEOUT"],
+    [413, "request_too_large", "AI_ERROR"],
+    [429, "rate_limit_error", "AI_RATE_LIMITED"],
+    [500, "api_error", "AI_ERROR"],
+    [502, "api_error", "AI_ERROR"],
+    [503, "api_error", "AI_ERROR"],
+    [529, "overloaded_error", "AI_OVERLOADED"]
+  ]
+
+  it("maps each SDK error class and status to its code, with a message written for users", () => {
+    for (const [status, type, code] of byStatus) {
+      const error = toClaudeError(apiError(status, type))
+      expect({ status, code: error.code }).toEqual({ status, code })
+      expect(error).toBeInstanceOf(ClaudeError)
+      expectSafe(error)
+    }
+  })
+
+  it("maps a mid-stream error event (no status) by its type", () => {
+    const body = (type: string) => ({ type: "error", error: { type, message: RAW } })
+    const midStream = (type: string) => new Anthropic.APIError(undefined, body(type), undefined, new Headers(), type as never)
+    expect(toClaudeError(midStream("overloaded_error")).code).toBe("AI_OVERLOADED")
+    expect(toClaudeError(midStream("rate_limit_error")).code).toBe("AI_RATE_LIMITED")
+    expect(toClaudeError(midStream("api_error")).code).toBe("AI_ERROR")
+    expectSafe(toClaudeError(midStream("overloaded_error")))
+  })
+
+  it("maps connection failures, timeouts, aborts and non-SDK throws", () => {
+    expect(toClaudeError(new Anthropic.APIConnectionTimeoutError({ message: RAW })).code).toBe("AI_TIMEOUT")
+    expect(toClaudeError(new Anthropic.APIConnectionError({ message: RAW })).code).toBe("AI_ERROR")
+    expect(toClaudeError(new Anthropic.APIUserAbortError({ message: RAW })).code).toBe("AI_ERROR")
+    expect(toClaudeError(new TypeError(RAW)).code).toBe("AI_ERROR")
+    expect(toClaudeError(RAW).code).toBe("AI_ERROR")
+    expect(toClaudeError(undefined).code).toBe("AI_ERROR")
+    for (const thrown of [new Anthropic.APIConnectionTimeoutError({ message: RAW }), new Anthropic.APIConnectionError({ message: RAW }), new TypeError(RAW), RAW]) {
+      expectSafe(toClaudeError(thrown))
+    }
+  })
+
+  it("passes a ClaudeError through unchanged", () => {
+    const original = new ClaudeError({ code: "AI_TIMEOUT", message: "m", detail: "d" })
+    expect(toClaudeError(original)).toBe(original)
+  })
+
+  it("never lets the SDK's words into the message, for any status and text (property)", () => {
+    const codes = new Set(["AI_OVERLOADED", "AI_RATE_LIMITED", "AI_TIMEOUT", "AI_AUTH_ERROR", "AI_ERROR"])
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 400, max: 599 }),
+        // Types that do not name a code of their own, so the status decides.
+        fc.constantFrom("api_error", "invalid_request_error", "not_found_error"),
+        fc.string({ minLength: 12, maxLength: 80 }).filter((s) => s.trim().length >= 12),
+        (status, type, raw) => {
+          const sdkError = Anthropic.APIError.generate(status, { type: "error", error: { type, message: raw } }, undefined, new Headers())
+          const error = toClaudeError(sdkError)
+          expect(codes.has(error.code)).toBe(true)
+          expect(error.message).not.toContain(raw)
+          if (status === 529) expect(error.code).toBe("AI_OVERLOADED")
+          if (status === 429) expect(error.code).toBe("AI_RATE_LIMITED")
+          if (status === 401 || status === 403) expect(error.code).toBe("AI_AUTH_ERROR")
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+})

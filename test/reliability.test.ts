@@ -1,0 +1,785 @@
+/**
+ * Issue 4 — durable, resumable generations, in process: the real service (AppLive) on a
+ * fresh database, the real Anthropic SDK against a fake Messages API.
+ *
+ * Disconnects, rejoins at every chunk position, idempotent sends, cancel, Claude failures
+ * before and during the stream, checkpoints and a database outage. Nothing here asserts
+ * wall-clock durations: waits are liveness bounds only.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { randomUUID } from "node:crypto"
+import {
+  countMessages,
+  eventually,
+  fakeIdle,
+  getProject,
+  newProject,
+  startClaudeApp,
+  storedMessages,
+  TEST_API_KEY
+} from "./support/ChatApp.js"
+import { type ChatClient, connect, type ErrorEvent, type MessageComplete, settle } from "./support/ChatClient.js"
+import type { FakeReply } from "./support/FakeAnthropic.js"
+import { type FakeRouter, FakeRouterScoped } from "./support/FakeRouter.js"
+import { get } from "./support/Http.js"
+import {
+  answerEvents,
+  Assembler,
+  chunksOf,
+  directSql,
+  expectExactView,
+  messageRow,
+  expectNoSecret,
+  numberedChunks,
+  seenChunk
+} from "./support/Reliability.js"
+import { SteppedAnthropicScoped } from "./support/SteppedAnthropic.js"
+import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
+import type { TestApp } from "./support/TestApp.js"
+import { startTestApp } from "./support/TestApp.js"
+import { freshDatabase } from "./support/TestDatabase.js"
+
+/** Every client opened in this file; none may ever have received the API key. */
+const clients: Array<ChatClient> = []
+const open = (app: Pick<TestApp, "wsUrl">, projectId: string) =>
+  Effect.tap(connect(app.wsUrl, projectId), (client) => Effect.sync(() => clients.push(client)))
+
+afterAll(() => {
+  for (const client of clients) for (const frame of client.frames) expect(frame).not.toContain(TEST_API_KEY)
+})
+
+const assistantRow = (app: TestApp, projectId: string, messageId: string) =>
+  Effect.map(storedMessages(app, projectId), (rows) => rows.find((row) => row.id === messageId))
+
+/** Waits until the stored answer has left `streaming` and returns its row. */
+const finalRow = (app: TestApp, projectId: string, messageId: string, timeoutMs = 20_000) =>
+  eventually(
+    `answer ${messageId} is stored with a final status`,
+    assistantRow(app, projectId, messageId),
+    (row) => row !== undefined && row.status !== "streaming",
+    timeoutMs
+  ).pipe(Effect.map((row) => row!))
+
+const streamedBodies = (fake: FakeRouter) => fake.chatRequests()
+
+const rolesOf = (body: { readonly messages: ReadonlyArray<{ readonly role: string }> } | undefined) =>
+  body?.messages.map((m) => m.role)
+
+/** Sends a chat message and returns its non-resumed message_start. */
+const startAnswer = (client: ChatClient, content: string, extra: Record<string, unknown> = {}) =>
+  Effect.zipRight(
+    client.chat(content, extra),
+    client.next(
+      (e) => e.type === "message_start" && e.resumed !== true,
+      15_000,
+      "the message_start of a new answer"
+    )
+  ).pipe(Effect.map((e) => e as Extract<typeof e, { type: "message_start" }>))
+
+const isEnd = (e: { readonly type: string }) => e.type === "message_complete" || e.type === "error"
+
+describe("disconnect", () => {
+  it.scopedLive("a client that drops mid-stream does not stop the answer: it completes and is stored in full", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const chunks = numberedChunks(20)
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 30 })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Disconnect")
+      const client = yield* open(app, project.id)
+      const start = yield* startAnswer(client, "Build me a tracker")
+      yield* seenChunk(client, start.messageId, 3)
+      client.ws.terminate() // abrupt: no close frame
+
+      const row = yield* finalRow(app, project.id, start.messageId)
+      expect(row).toMatchObject({ role: "assistant", status: "complete", content: chunks.join(""), stopReason: "end_turn" })
+      expect(fake.fake.abortedStreams, "the upstream request was not aborted").toBe(0)
+      expect(streamedBodies(fake)).toHaveLength(1)
+
+      const viaRest = yield* getProject(app, project.id)
+      expect(viaRest.messages.map((m) => [m.role, m.status, m.content])).toStrictEqual([
+        ["user", "complete", "Build me a tracker"],
+        ["assistant", "complete", chunks.join("")]
+      ])
+    }), 30_000)
+
+  it.scopedLive("every connection closing cleanly (close frame) does not stop the answer either", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const chunks = numberedChunks(15)
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 30 })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Disconnect 2")
+      const a = yield* open(app, project.id)
+      const b = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "Build me a tracker")
+      yield* seenChunk(b, start.messageId, 2)
+      yield* a.close()
+      yield* b.close()
+      const row = yield* finalRow(app, project.id, start.messageId)
+      expect(row).toMatchObject({ status: "complete", content: chunks.join("") })
+      expect(fake.fake.abortedStreams).toBe(0)
+    }), 30_000)
+})
+
+describe("rejoin", () => {
+  it.scopedLive(
+    "joining after every chunk position k = 0..50 of a 50-chunk answer: resumed start, one catch-up chunk, then live chunks; each assembles exactly the stored text",
+    () =>
+      Effect.gen(function* () {
+        const stepper = yield* SteppedAnthropicScoped
+        const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+        const project = yield* newProject(app, "Rejoin")
+        const chunks = numberedChunks(50)
+        const prefix = (k: number) => chunks.slice(0, k).join("")
+
+        const watcher = yield* open(app, project.id)
+        const start = yield* startAnswer(watcher, "Write me fifty chunks")
+        const stream = yield* Effect.promise(() => stepper.nextStream())
+        const id = start.messageId
+
+        // k = 0: the answer has started but nothing is generated yet: a resumed start and no catch-up chunk.
+        const rejoiners: Array<{ readonly k: number; readonly client: ChatClient }> = []
+        const first = yield* open(app, project.id)
+        const firstStart = yield* first.waitFor("message_start")
+        expect(firstStart).toMatchObject({ messageId: id, userMessageId: start.userMessageId, resumed: true })
+        rejoiners.push({ k: 0, client: first })
+
+        // A "session" that drops after every chunk and reconnects, merging by offset.
+        const session = new Assembler()
+        let sessionClient: ChatClient | undefined
+        let sessionConnections = 0
+
+        for (let k = 1; k <= chunks.length; k++) {
+          yield* Effect.promise(() => stream.emit(chunks[k - 1]!))
+          yield* seenChunk(watcher, id, k)
+
+          const client = yield* open(app, project.id)
+          const resumed = yield* client.waitFor("message_start")
+          expect(resumed, `rejoin after chunk ${k}`).toMatchObject({ messageId: id, userMessageId: start.userMessageId, resumed: true })
+          const catchUp = yield* client.waitFor("message_chunk")
+          expect(
+            { messageId: catchUp.messageId, seq: catchUp.seq, offset: catchUp.offset, content: catchUp.content },
+            `catch-up after chunk ${k}`
+          ).toStrictEqual({ messageId: id, seq: k, offset: 0, content: prefix(k) })
+          rejoiners.push({ k, client })
+
+          // The session's previous connection has now seen chunk k live: drop it, reconnect.
+          if (sessionClient !== undefined) {
+            yield* seenChunk(sessionClient, id, k)
+            sessionClient.ws.terminate()
+            session.applyAll(chunksOf(sessionClient, id))
+          }
+          sessionClient = yield* open(app, project.id)
+          sessionConnections++
+          yield* seenChunk(sessionClient, id, k)
+        }
+        yield* Effect.promise(() => stream.finish())
+
+        const watched = yield* watcher.untilComplete(id)
+        expect(watched.end).toMatchObject({ type: "message_complete", status: "complete", stopReason: "end_turn" })
+        const row = yield* finalRow(app, project.id, id)
+        expect(row.status).toBe("complete")
+        expect(row.content).toBe(chunks.join(""))
+        expect(expectExactView(answerEvents(watcher, id), { resumed: false, messageId: id }).text).toBe(row.content)
+
+        for (const { k, client } of rejoiners) {
+          yield* client.untilComplete(id)
+          const view = expectExactView(answerEvents(client, id), { resumed: true, messageId: id, catchUp: k > 0 })
+          expect(view.catchUpSeq, `catch-up seq of the client that joined after chunk ${k}`).toBe(k === 0 ? undefined : k)
+          expect(view.text, `text assembled by the client that joined after chunk ${k}`).toBe(row.content)
+        }
+
+        // The session's last connection sees the end; everything merged by offset is the stored text.
+        const last = yield* sessionClient!.untilComplete(id)
+        session.applyAll(chunksOf(sessionClient!, id))
+        expect(session.problems).toStrictEqual([])
+        expect(session.text).toBe(row.content)
+        expect(last.end).toMatchObject({ type: "message_complete", fullContent: row.content })
+        expect(sessionConnections).toBe(50)
+
+        // After the end, a new connection is not told about a finished answer.
+        const late = yield* open(app, project.id)
+        yield* late.ping()
+        expect(late.events.filter((e) => e.type !== "pong")).toStrictEqual([])
+        expect(stepper.requests.filter((r) => r["stream"] === true)).toHaveLength(1)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "clients joining and dropping at arbitrary moments of a timed 50-chunk answer assemble the stored text (nothing missing or repeated)",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const chunks = numberedChunks(50)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 15 })
+        const app = yield* startClaudeApp(fake)
+        const project = yield* newProject(app, "Rejoin timed")
+        const watcher = yield* open(app, project.id)
+        const start = yield* startAnswer(watcher, "Fifty chunks please")
+        const id = start.messageId
+
+        // One rejoiner per chunk position, each connecting once the watcher has seen chunk k.
+        const rejoinersFiber = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i + 1),
+          (k) => Effect.zipRight(seenChunk(watcher, id, k), Effect.map(open(app, project.id), (client) => ({ k, client }))),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.fork)
+
+        // A session dropping every few chunks, reconnecting at once, merging all it saw by offset.
+        const session = new Assembler()
+        let connections = 0
+        let lastClient: ChatClient | undefined
+        const watcherDone = () => watcher.events.some((e) => isEnd(e) && "messageId" in e && e.messageId === id)
+        while (!watcherDone()) {
+          const client = yield* open(app, project.id)
+          connections++
+          lastClient = client
+          const target = 1 + Math.floor(Math.random() * 4)
+          // Until it saw `target` chunks or the end; a connection made after the end sees nothing.
+          yield* Effect.raceFirst(
+            client.eventually(
+              () => chunksOf(client, id).length >= target || answerEvents(client, id).some(isEnd),
+              15_000,
+              "a few chunks"
+            ),
+            watcher.eventually((e) => isEnd(e) && "messageId" in e && e.messageId === id, 15_000).pipe(
+              Effect.zipRight(settle(300))
+            )
+          )
+          if (answerEvents(client, id).some(isEnd)) break
+          client.ws.terminate()
+          session.applyAll(chunksOf(client, id))
+        }
+        const watched = yield* watcher.untilComplete(id, 20_000)
+        const rejoiners = yield* Fiber.join(rejoinersFiber)
+        const row = yield* finalRow(app, project.id, id)
+        expect(row.content).toBe(chunks.join(""))
+        expect(watched.end).toMatchObject({ type: "message_complete", fullContent: row.content })
+
+        // Let every event queued before the end reach its connection.
+        yield* settle(300)
+        const positions: Array<number> = []
+        for (const { k, client } of rejoiners) {
+          const events = answerEvents(client, id)
+          if (events.length === 0) continue // connected after the answer ended: nothing to resume
+          const view = expectExactView(events, { resumed: true, messageId: id })
+          expect(view.text, `client started after chunk ${k}`).toBe(row.content)
+          if (view.catchUpSeq !== undefined) positions.push(view.catchUpSeq)
+        }
+        expect(positions.length, "at least one client joined mid-answer").toBeGreaterThan(0)
+
+        // The session's last connection either saw the end (then it has everything) or came too late (then REST has it).
+        if (lastClient !== undefined) session.applyAll(chunksOf(lastClient, id))
+        expect(session.problems).toStrictEqual([])
+        const sessionText = lastClient !== undefined && answerEvents(lastClient, id).some(isEnd) ? session.text : row.content
+        expect(row.content.startsWith(session.text)).toBe(true)
+        expect(sessionText).toBe(row.content)
+        console.log(
+          `[rejoin timed] ${new Set(positions).size} distinct catch-up positions of 50; session connections: ${connections}; duplicates dropped: ${session.duplicates}`
+        )
+      }),
+    60_000
+  )
+})
+
+describe("idempotent send (clientMessageId)", () => {
+  it.scopedLive(
+    "the same clientMessageId sent again — same and new connection, while streaming and after completion — makes one user message, one answer, one Claude request, and is acknowledged",
+    () =>
+      Effect.gen(function* () {
+        const stepper = yield* SteppedAnthropicScoped
+        const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+        const project = yield* newProject(app, "Idempotent")
+        const cmid = `retry-${randomUUID()}`
+        const chunks = numberedChunks(6)
+
+        const a = yield* open(app, project.id)
+        const start = yield* startAnswer(a, "Build a todo app", { clientMessageId: cmid })
+        const stream = yield* Effect.promise(() => stepper.nextStream())
+        yield* Effect.promise(() => stream.emit(chunks[0]!))
+        yield* Effect.promise(() => stream.emit(chunks[1]!))
+        yield* seenChunk(a, start.messageId, 2)
+
+        // While streaming, on the same connection: acknowledged with a resumed start and a catch-up chunk.
+        yield* a.chat("Build a todo app", { clientMessageId: cmid })
+        const ackSame = yield* a.next((e) => e.type === "message_start" && e.resumed === true)
+        expect(ackSame).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId, resumed: true })
+        const catchUpSame = yield* a.next((e) => e.type === "message_chunk" && e.offset === 0 && e.seq === 2)
+        expect(catchUpSame).toMatchObject({ content: chunks[0]! + chunks[1]! })
+
+        // While streaming, on a new connection (a reconnect): joined at once, and the retry is acknowledged again.
+        const b = yield* open(app, project.id)
+        yield* b.next((e) => e.type === "message_start" && e.resumed === true)
+        yield* b.chat("Build a todo app", { clientMessageId: cmid })
+        const ackNew = yield* b.next((e) => e.type === "message_start" && e.resumed === true)
+        expect(ackNew).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId })
+        expect(b.events.filter((e) => e.type === "error")).toStrictEqual([])
+
+        for (const chunk of chunks.slice(2)) yield* Effect.promise(() => stream.emit(chunk))
+        yield* Effect.promise(() => stream.finish())
+        const done = yield* a.untilComplete(start.messageId)
+        expect(done.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+        yield* b.untilComplete(start.messageId)
+
+        // Merging a's chunks by offset (live + catch-up duplicates) still gives the text once.
+        const merged = new Assembler().applyAll(chunksOf(a, start.messageId))
+        expect(merged.problems).toStrictEqual([])
+        expect(merged.text).toBe(chunks.join(""))
+
+        // After completion, same connection: acknowledged with the stored answer.
+        yield* a.chat("Build a todo app", { clientMessageId: cmid })
+        const ackAfter = yield* a.next((e) => e.type === "message_start" && e.resumed === true)
+        expect(ackAfter).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId })
+        const completeAfter = yield* a.next((e): e is MessageComplete => e.type === "message_complete")
+        expect(completeAfter).toMatchObject({ messageId: start.messageId, status: "complete", fullContent: chunks.join(""), stopReason: "end_turn" })
+
+        // After completion, new connection (even with different text: the id decides).
+        const c = yield* open(app, project.id)
+        yield* c.chat("Build a todo app (edited)", { clientMessageId: cmid })
+        const ackLate = yield* c.waitFor("message_start")
+        expect(ackLate).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId, resumed: true })
+        const completeLate = yield* c.waitFor("message_complete")
+        expect(completeLate).toMatchObject({ messageId: start.messageId, status: "complete", fullContent: chunks.join("") })
+
+        yield* settle(200)
+        const rows = yield* storedMessages(app, project.id)
+        expect(rows.map((r) => [r.role, r.status, r.content])).toStrictEqual([
+          ["user", "complete", "Build a todo app"],
+          ["assistant", "complete", chunks.join("")]
+        ])
+        expect(stepper.requests.filter((r) => r["stream"] === true), "one Claude request").toHaveLength(1)
+        for (const client of [a, b, c]) expect(client.events.filter((e) => e.type === "error")).toStrictEqual([])
+      }),
+    30_000
+  )
+
+  it.scopedLive("a retry of an answered message is acknowledged (not BUSY) while another answer of the project streams", () =>
+    Effect.gen(function* () {
+      const stepper = yield* SteppedAnthropicScoped
+      const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+      const project = yield* newProject(app, "Idempotent busy")
+      const a = yield* open(app, project.id)
+      const first = yield* startAnswer(a, "first", { clientMessageId: "m-1" })
+      const s1 = yield* Effect.promise(() => stepper.nextStream())
+      yield* Effect.promise(() => s1.emit("first answer"))
+      yield* Effect.promise(() => s1.finish())
+      yield* a.untilComplete(first.messageId)
+
+      const second = yield* startAnswer(a, "second", { clientMessageId: "m-2" })
+      const s2 = yield* Effect.promise(() => stepper.nextStream())
+      yield* Effect.promise(() => s2.emit("second "))
+      yield* seenChunk(a, second.messageId, 1)
+
+      // The client missed the acknowledgement of m-1 and retries it while m-2 streams.
+      const b = yield* open(app, project.id)
+      yield* b.next((e) => e.type === "message_start" && e.resumed === true && e.messageId === second.messageId)
+      yield* b.chat("first", { clientMessageId: "m-1" })
+      const reply = yield* b.next(
+        (e) => (e.type === "message_start" && e.messageId === first.messageId) || e.type === "error",
+        10_000,
+        "the acknowledgement of m-1"
+      )
+      yield* Effect.promise(() => s2.finish())
+      yield* a.untilComplete(second.messageId)
+      expect(reply, "a retried, already answered message is acknowledged, not refused").toMatchObject({
+        type: "message_start",
+        messageId: first.messageId,
+        userMessageId: first.userMessageId,
+        resumed: true
+      })
+      expect(yield* countMessages(app, project.id)).toBe(4)
+    }), 30_000)
+})
+
+describe("cancel", () => {
+  it.scopedLive(
+    "cancel from a second connection aborts the upstream request, stores the partial answer as cancelled and tells every connection; repeats are harmless; chat goes on",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        fake.enqueueChat({ kind: "stall", chunks: ["one ", "two ", "three "] })
+        const app = yield* startClaudeApp(fake)
+        const project = yield* newProject(app, "Cancel")
+        const a = yield* open(app, project.id)
+        const b = yield* open(app, project.id)
+        const start = yield* startAnswer(a, "Write something long")
+        yield* seenChunk(a, start.messageId, 3)
+        yield* seenChunk(b, start.messageId, 3)
+        expect(fake.fake.openStreams).toBe(1)
+
+        yield* b.send({ type: "cancel" })
+        const endA = yield* a.untilComplete(start.messageId)
+        const endB = yield* b.untilComplete(start.messageId)
+        for (const end of [endA.end, endB.end]) {
+          expect(end).toMatchObject({
+            type: "message_complete",
+            messageId: start.messageId,
+            status: "cancelled",
+            fullContent: "one two three ",
+            stopReason: null
+          })
+        }
+        yield* fakeIdle(fake)
+        expect(fake.fake.abortedStreams, "the upstream HTTP request was closed").toBe(1)
+        const row = yield* finalRow(app, project.id, start.messageId)
+        expect(row).toMatchObject({ status: "cancelled", content: "one two three " })
+
+        // Cancelling again, with the finished id, with nothing running, with another id: no reply, no error.
+        const before = [a.events.length, b.events.length]
+        yield* b.send({ type: "cancel" })
+        yield* b.send({ type: "cancel", messageId: start.messageId })
+        yield* a.send({ type: "cancel", messageId: randomUUID() })
+        yield* a.send({ type: "cancel" })
+        yield* a.ping()
+        yield* b.ping()
+        expect(a.events.slice(before[0]).map((e) => e.type)).toStrictEqual(["pong"])
+        expect(b.events.slice(before[1]).map((e) => e.type)).toStrictEqual(["pong"])
+
+        // A new message works; a cancel naming another answer does not stop it.
+        const chunks = numberedChunks(8)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 25 })
+        const next = yield* startAnswer(a, "Now something short")
+        yield* seenChunk(a, next.messageId, 1)
+        yield* b.send({ type: "cancel", messageId: start.messageId })
+        yield* b.send({ type: "cancel", messageId: randomUUID() })
+        const nextEnd = yield* a.untilComplete(next.messageId)
+        expect(nextEnd.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+        // The cancelled partial answer is context for the next request, which the fake accepted.
+        const second = streamedBodies(fake)[1]
+        expect(rolesOf(second)).toStrictEqual(["user", "assistant", "user"])
+        expect(second?.messages[1]?.content).toBe("one two three ")
+        expect(yield* countMessages(app, project.id)).toBe(4)
+      }),
+    30_000
+  )
+
+  it.scopedLive("cancel by messageId from the sender, then a cancel with a malformed id is a validation error on a usable connection", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      fake.enqueueChat({ kind: "text", chunks: numberedChunks(200), chunkDelayMs: 20 })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Cancel 2")
+      const a = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "Long one")
+      yield* seenChunk(a, start.messageId, 2)
+      yield* a.send({ type: "cancel", messageId: start.messageId })
+      const end = yield* a.untilComplete(start.messageId)
+      expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled" })
+      const seen = chunksOf(a, start.messageId).map((c) => c.content).join("")
+      expect((end.end as MessageComplete).fullContent).toBe(seen)
+      const row = yield* finalRow(app, project.id, start.messageId)
+      expect(row).toMatchObject({ status: "cancelled", content: seen })
+      yield* fakeIdle(fake)
+      expect(fake.fake.abortedStreams).toBe(1)
+
+      yield* a.send({ type: "cancel", messageId: "not-a-uuid" })
+      const error = yield* a.waitFor("error")
+      expect(error.code).toBe("VALIDATION_ERROR")
+      yield* a.ping()
+    }), 30_000)
+
+  it.scopedLive("cancel while the SDK waits to retry a 529: the answer ends cancelled and no request is sent after the cancel", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      fake.enqueueChat({ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 2 }, { kind: "text", chunks: ["late"] })
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
+      const project = yield* newProject(app, "Cancel retry")
+      const a = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "hello")
+      yield* eventually("the first attempt reached the fake", Effect.sync(() => streamedBodies(fake).length), (n) => n >= 1)
+      yield* a.send({ type: "cancel" })
+      const end = yield* a.untilComplete(start.messageId)
+      expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled", fullContent: "" })
+      // Longer than the retry-after: an aborted request must not be retried.
+      yield* settle(3_000)
+      expect(streamedBodies(fake), "no retry after the cancel").toHaveLength(1)
+      const row = yield* finalRow(app, project.id, start.messageId)
+      expect(row.status).toBe("cancelled")
+    }), 30_000)
+})
+
+describe("Claude failures", () => {
+  const midStream = (
+    name: string,
+    reply: FakeReply,
+    code: string,
+    env: Record<string, string> = {},
+    aborted = 0
+  ) =>
+    it.scopedLive(name, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        fake.enqueueChat(reply)
+        const app = yield* startClaudeApp(fake, env)
+        const project = yield* newProject(app, "Failures")
+        const a = yield* open(app, project.id)
+        const b = yield* open(app, project.id)
+        const start = yield* startAnswer(a, "Build me a calculator")
+        const answer = yield* a.untilComplete(start.messageId, 20_000)
+        const end = answer.end as ErrorEvent
+        expect(end).toMatchObject({ type: "error", code, messageId: start.messageId })
+        expect(end.error).not.toContain(TEST_API_KEY)
+        const seen = answer.chunks.map((c) => c.content).join("")
+        expect(seen).toBe("alpha beta gamma ")
+        // The other connection is told too.
+        const other = yield* b.untilComplete(start.messageId)
+        expect(other.end).toMatchObject({ type: "error", code, messageId: start.messageId })
+
+        const row = yield* finalRow(app, project.id, start.messageId)
+        expect(row).toMatchObject({ status: "error", content: seen, errorCode: code })
+        yield* fakeIdle(fake)
+        expect(fake.fake.abortedStreams).toBe(aborted)
+
+        // The next message works, and its context (user, partial answer, user) is valid for the API.
+        const next = yield* a.ask("Try again please", 20_000)
+        expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "Hello from the fake Claude." })
+        const bodies = streamedBodies(fake)
+        expect(bodies).toHaveLength(2)
+        expect(rolesOf(bodies[1])).toStrictEqual(["user", "assistant", "user"])
+        expect(bodies[1]?.messages[1]?.content).toBe(seen)
+      }), 30_000)
+
+  midStream(
+    "a mid-stream overloaded_error after 3 chunks: AI_OVERLOADED with the messageId, partial answer stored as error, next message works",
+    { kind: "midStreamError", chunks: ["alpha ", "beta ", "gamma "], errorType: "overloaded_error" },
+    "AI_OVERLOADED"
+  )
+  midStream(
+    "a socket reset after 3 chunks: AI_ERROR with the messageId, partial answer stored as error, next message works",
+    { kind: "socketReset", chunks: ["alpha ", "beta ", "gamma "] },
+    "AI_ERROR"
+  )
+  midStream(
+    "a stall after 3 chunks (CLAUDE_IDLE_TIMEOUT_SECONDS=1): AI_TIMEOUT, upstream aborted, partial answer stored as error, next message works",
+    { kind: "stall", chunks: ["alpha ", "beta ", "gamma "] },
+    "AI_TIMEOUT",
+    { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" },
+    1
+  )
+
+  it.scopedLive("a 529 before the stream is retried by the SDK (CLAUDE_MAX_RETRIES=2) and the answer succeeds", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      fake.enqueueChat(
+        { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
+        { kind: "text", chunks: ["after ", "a retry"] }
+      )
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
+      const project = yield* newProject(app, "Retry")
+      const a = yield* open(app, project.id)
+      const answer = yield* a.ask("hello", 20_000)
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "after a retry" })
+      expect(streamedBodies(fake)).toHaveLength(2)
+      expect(a.events.filter((e) => e.type === "error")).toStrictEqual([])
+    }), 30_000)
+
+  it.scopedLive("529 three times: AI_OVERLOADED after the SDK's retries; the answer is stored as an empty error; next message works", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const overloaded = { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 } as const
+      fake.enqueueChat(overloaded, overloaded, overloaded)
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
+      const project = yield* newProject(app, "Overloaded")
+      const a = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "hello")
+      const answer = yield* a.untilComplete(start.messageId, 20_000)
+      expect(answer.end).toMatchObject({ type: "error", code: "AI_OVERLOADED", messageId: start.messageId })
+      expect(answer.chunks).toStrictEqual([])
+      expect(streamedBodies(fake)).toHaveLength(3)
+      const row = yield* finalRow(app, project.id, start.messageId)
+      // Observed and accepted: the answer row stays, empty, with status error (never sent as context).
+      expect(row).toMatchObject({ role: "assistant", status: "error", content: "", errorCode: "AI_OVERLOADED" })
+
+      const next = yield* a.ask("hello again", 20_000)
+      expect(next.end).toMatchObject({ type: "message_complete", status: "complete" })
+      const body = streamedBodies(fake)[3]
+      // The empty answer is left out; the two user turns are merged into one.
+      expect(rolesOf(body)).toStrictEqual(["user"])
+      expect(body?.messages[0]?.content).toBe("hello\n\nhello again")
+    }), 30_000)
+
+  it.scopedLive("429 with no retries left: AI_RATE_LIMITED", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      fake.enqueueChat({ kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0 })
+      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
+      const project = yield* newProject(app, "Rate limited")
+      const a = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "hello")
+      const answer = yield* a.untilComplete(start.messageId)
+      expect(answer.end).toMatchObject({ type: "error", code: "AI_RATE_LIMITED", messageId: start.messageId })
+      expect(streamedBodies(fake)).toHaveLength(1)
+    }), 30_000)
+
+  it.scopedLive("an SDK error whose text carries the API key: the client gets AI_AUTH_ERROR and never the key", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const leaky = `invalid x-api-key: ${TEST_API_KEY}`
+      fake.enqueueChat({ kind: "httpError", errorType: "authentication_error", message: leaky })
+      fake.enqueueChat({ kind: "midStreamError", chunks: ["x"], errorType: "api_error", message: leaky })
+      const app = yield* startClaudeApp(fake)
+      const project = yield* newProject(app, "Secrets")
+      const a = yield* open(app, project.id)
+      const first = yield* startAnswer(a, "hello")
+      const one = yield* a.untilComplete(first.messageId)
+      expect(one.end).toMatchObject({ type: "error", code: "AI_AUTH_ERROR" })
+      const second = yield* startAnswer(a, "again")
+      const two = yield* a.untilComplete(second.messageId)
+      expect(two.end).toMatchObject({ type: "error", code: "AI_ERROR" })
+      const frames = yield* expectNoSecret(TEST_API_KEY, [a])
+      expect(frames).toBeGreaterThan(0)
+      // Nor is it stored anywhere a client could read it.
+      const project2 = yield* get(`${app.url}/api/projects/${project.id}`)
+      expect(project2.text).not.toContain(TEST_API_KEY)
+    }), 30_000)
+})
+
+describe("checkpoints", () => {
+  it.scopedLive(
+    "while an answer streams its row is `streaming` with a growing prefix of the final text, written at most every CHECKPOINT_INTERVAL_MS (far fewer writes than chunks)",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        // Many chunks per interval (about 10 per 200 ms), so the bound below has a wide margin even on a slow machine.
+        const chunks = numberedChunks(120)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 20 })
+        const app = yield* startClaudeApp(fake, { CHECKPOINT_INTERVAL_MS: "200" })
+        const project = yield* newProject(app, "Checkpoints")
+        // Counts every write to a message row, in the database itself.
+        yield* app.sql.unsafe(`
+          CREATE TABLE test_message_writes (n BIGSERIAL, message_id UUID, status TEXT, length INT);
+          CREATE FUNCTION test_log_message_write() RETURNS trigger AS $$
+          BEGIN
+            INSERT INTO test_message_writes (message_id, status, length) VALUES (NEW.id, NEW.status, length(NEW.content));
+            RETURN NULL;
+          END; $$ LANGUAGE plpgsql;
+          CREATE TRIGGER test_log_message_write AFTER UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION test_log_message_write();
+        `).pipe(Effect.orDie)
+        const updatesBefore = yield* nTupUpd(app)
+
+        const a = yield* open(app, project.id)
+        const start = yield* startAnswer(a, "A hundred and twenty chunks, slowly")
+        const final = chunks.join("")
+        const snapshots: Array<{ readonly status: string; readonly content: string }> = []
+        for (;;) {
+          const row = yield* assistantRow(app, project.id, start.messageId)
+          if (row === undefined) return yield* Effect.dieMessage("the streaming answer has no row")
+          snapshots.push({ status: row.status, content: row.content })
+          if (row.status !== "streaming") break
+          yield* Effect.sleep("60 millis")
+        }
+        yield* a.untilComplete(start.messageId, 20_000)
+
+        const streaming = snapshots.filter((s) => s.status === "streaming")
+        for (const s of streaming) expect(final.startsWith(s.content), "a checkpoint is a prefix of the final text").toBe(true)
+        for (let i = 1; i < streaming.length; i++) {
+          expect(streaming[i]!.content.startsWith(streaming[i - 1]!.content), "checkpoints only grow").toBe(true)
+        }
+        expect(streaming.some((s) => s.content.length > 0), "some partial text was visible while streaming").toBe(true)
+        expect(snapshots.at(-1)).toStrictEqual({ status: "complete", content: final })
+
+        const writes = yield* app.sql<{ status: string; length: number }>`
+          SELECT status, length FROM test_message_writes WHERE message_id = ${start.messageId} ORDER BY n`.pipe(Effect.orDie)
+        const checkpoints = writes.filter((w) => w.status === "streaming")
+        expect(writes.at(-1), "the last write is the final one").toMatchObject({ status: "complete", length: final.length })
+        expect(writes.filter((w) => w.status !== "streaming")).toHaveLength(1)
+        expect(checkpoints.length).toBeGreaterThan(0)
+        expect(checkpoints.length, "bounded writes, never one per chunk").toBeLessThan(chunks.length / 4)
+        for (let i = 1; i < checkpoints.length; i++) {
+          expect(checkpoints[i]!.length, "no checkpoint without new text").toBeGreaterThan(checkpoints[i - 1]!.length)
+        }
+        yield* settle(300)
+        const updatesAfter = yield* nTupUpd(app)
+        console.log(
+          `[checkpoints] ${chunks.length} chunks × 20 ms, CHECKPOINT_INTERVAL_MS=200: ${checkpoints.length} checkpoint writes + 1 final write; ` +
+            `pg_stat n_tup_upd(messages) delta (may lag): ${updatesAfter - updatesBefore}`
+        )
+      }),
+    30_000
+  )
+})
+
+const nTupUpd = (app: TestApp) =>
+  app.sql<{ n: string | number }>`SELECT n_tup_upd AS n FROM pg_stat_user_tables WHERE relname = 'messages'`.pipe(
+    Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+    Effect.orDie
+  )
+
+describe("database outage", () => {
+  it.scopedLive(
+    "with PostgreSQL unreachable, chat_message is DB_ERROR and Claude is not called; when it returns chat works without a restart",
+    () =>
+      Effect.gen(function* () {
+        const database = yield* freshDatabase
+        const proxy = yield* TcpProxyScoped(targetOf(database))
+        const fake = yield* FakeRouterScoped()
+        const app = yield* startClaudeApp(fake, { DATABASE_URL: proxy.urlFor(database) })
+        const project = yield* newProject(app, "Outage")
+        const a = yield* open(app, project.id)
+        yield* a.ping()
+
+        proxy.pause()
+        yield* a.chat("during the outage", { clientMessageId: "outage-1" })
+        const error = yield* a.waitFor("error", 20_000)
+        expect(error).toMatchObject({ code: "DB_ERROR" })
+        expect(error.messageId).toBeUndefined()
+        expect(fake.requests, "Claude was not called").toHaveLength(0)
+        const health = yield* get(`${app.url}/health`)
+        expect(health.status).toBe(503)
+        expect(health.json).toMatchObject({ status: "unhealthy", database: "disconnected" })
+        yield* a.ping()
+
+        proxy.resume()
+        yield* eventually("the service is healthy again", Effect.map(get(`${app.url}/health`), (h) => h.status), (s) => s === 200, 20_000)
+        // The client retries with the same clientMessageId, as the README says.
+        const start = yield* startAnswer(a, "during the outage", { clientMessageId: "outage-1" })
+        const answer = yield* a.untilComplete(start.messageId)
+        expect(answer.end).toMatchObject({ type: "message_complete", status: "complete" })
+        const rows = yield* storedMessages(app, project.id)
+        expect(rows.map((r) => [r.role, r.status, r.content])).toStrictEqual([
+          ["user", "complete", "during the outage"],
+          ["assistant", "complete", "Hello from the fake Claude."]
+        ])
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "the database going away while an answer streams: the client still gets every chunk and message_complete; after it returns the answer is stored complete",
+    () =>
+      Effect.gen(function* () {
+        const database = yield* freshDatabase
+        const proxy = yield* TcpProxyScoped(targetOf(database))
+        const fake = yield* FakeRouterScoped()
+        const chunks = numberedChunks(20)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
+        const app = yield* startClaudeApp(fake, { DATABASE_URL: proxy.urlFor(database), CHECKPOINT_INTERVAL_MS: "200", SHUTDOWN_GRACE_SECONDS: "5" })
+        const project = yield* newProject(app, "Outage mid-answer")
+        const a = yield* open(app, project.id)
+        const start = yield* startAnswer(a, "A long answer")
+        yield* seenChunk(a, start.messageId, 3)
+        proxy.pause()
+
+        const answer = yield* a.untilComplete(start.messageId, 30_000)
+        expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+        expect(expectExactView(answerEvents(a, start.messageId), { resumed: false, messageId: start.messageId }).text).toBe(
+          chunks.join("")
+        )
+        // Not stored yet (the database is away): the row is still `streaming`, read directly, not through the proxy.
+        const direct = yield* directSql(database)
+        const meanwhile = yield* messageRow(direct, start.messageId)
+        expect(meanwhile?.status).toBe("streaming")
+
+        proxy.resume()
+        const row = yield* finalRow(app, project.id, start.messageId, 30_000)
+        expect(row).toMatchObject({ status: "complete", content: chunks.join("") })
+        // And the project works again.
+        const next = yield* a.ask("and now?", 20_000)
+        expect(next.end).toMatchObject({ type: "message_complete", status: "complete" })
+      }),
+    60_000
+  )
+})

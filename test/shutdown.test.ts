@@ -1,0 +1,317 @@
+/**
+ * Issue 4 with the real process (`node --import tsx src/main.ts`): SIGKILL mid-answer and a
+ * restart (crash recovery from checkpoints), SIGTERM with answers in flight (graceful
+ * shutdown: draining, SHUTTING_DOWN, interrupted after the grace, close 1001, exit 0).
+ * The fake Anthropic server runs in the test process; every process is SIGKILLed by a
+ * finalizer if a test leaves it running. No wall-clock assertions.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Http from "node:http"
+import { eventually, fakeIdle, TEST_API_KEY } from "./support/ChatApp.js"
+import { type ChatClient, connect } from "./support/ChatClient.js"
+import { FakeRouterScoped } from "./support/FakeRouter.js"
+import { get, sendJson } from "./support/Http.js"
+import { answerEvents, chunksOf, directSql, expectExactView, messageRow, numberedChunks, seenChunk } from "./support/Reliability.js"
+import { awaitExit, freePort, type ServiceProcess, spawnService } from "./support/ServiceProcess.js"
+import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
+import { freshDatabase } from "./support/TestDatabase.js"
+import { decodeExact, WireProject, WireProjectWithMessages } from "./support/Wire.js"
+
+const clients: Array<ChatClient> = []
+const processes: Array<ServiceProcess> = []
+
+afterAll(() => {
+  for (const client of clients) for (const frame of client.frames) expect(frame).not.toContain(TEST_API_KEY)
+  for (const service of processes) {
+    expect(service.stdout(), "stdout carries no API key").not.toContain(TEST_API_KEY)
+    expect(service.stderr(), "stderr carries no API key").not.toContain(TEST_API_KEY)
+  }
+})
+
+const start = (env: Record<string, string>) =>
+  Effect.tap(spawnService(env), (service) => Effect.sync(() => processes.push(service)))
+
+const open = (service: ServiceProcess, projectId: string) =>
+  Effect.tap(connect(service.wsUrl, projectId), (client) => Effect.sync(() => clients.push(client)))
+
+const createProject = (service: ServiceProcess, title?: string) =>
+  Effect.gen(function* () {
+    const answer = yield* sendJson("POST", `${service.url}/api/projects`, title === undefined ? {} : { title })
+    expect(answer.status).toBe(201)
+    return decodeExact(WireProject, answer.json)
+  })
+
+const projectOf = (service: ServiceProcess, id: string) =>
+  Effect.gen(function* () {
+    const answer = yield* get(`${service.url}/api/projects/${id}`)
+    expect(answer.status).toBe(200)
+    return decodeExact(WireProjectWithMessages, answer.json)
+  })
+
+const startAnswer = (client: ChatClient, content: string, extra: Record<string, unknown> = {}) =>
+  Effect.zipRight(
+    client.chat(content, extra),
+    client.next((e) => e.type === "message_start" && e.resumed !== true, 20_000, "a new answer's message_start")
+  ).pipe(Effect.map((e) => e as Extract<typeof e, { type: "message_start" }>))
+
+/** One GET /health on a fresh TCP connection: its status and body, or the connection error's code. */
+const healthProbe = (service: ServiceProcess) =>
+  Effect.async<{ readonly status: number; readonly body: unknown } | { readonly error: string }>((resume) => {
+    const req = Http.get(`${service.url}/health`, { agent: false, timeout: 5_000 }, (res) => {
+      const parts: Array<Buffer> = []
+      res.on("data", (part: Buffer) => parts.push(part))
+      res.on("end", () => {
+        let body: unknown
+        try {
+          body = JSON.parse(Buffer.concat(parts).toString("utf8"))
+        } catch {
+          body = undefined
+        }
+        resume(Effect.succeed({ status: res.statusCode ?? 0, body }))
+      })
+      res.on("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed({ error: error.code ?? error.message })))
+    })
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed({ error: error.code ?? error.message })))
+  })
+
+/** Environment of a service process talking to the fake, on its own fresh database. */
+const serviceEnv = (databaseUrl: string, fakeUrl: string, extra: Record<string, string> = {}) => ({
+  DATABASE_URL: databaseUrl,
+  CLAUDE_API_KEY: TEST_API_KEY,
+  CLAUDE_BASE_URL: fakeUrl,
+  CLAUDE_MAX_RETRIES: "0",
+  CHECKPOINT_INTERVAL_MS: "200",
+  LOG_LEVEL: "info",
+  ...extra
+})
+
+describe("crash recovery (SIGKILL)", () => {
+  it.scopedLive(
+    "an answer cut by SIGKILL becomes `interrupted` at the next start with its checkpointed text, and the project works normally afterwards",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        // The title call fails with an error whose text carries the key: it must reach no log line.
+        fake.setTitle({ kind: "httpError", errorType: "authentication_error", message: `invalid x-api-key: ${TEST_API_KEY}` })
+        const chunks = numberedChunks(400)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 25 })
+        const database = yield* freshDatabase
+        const sql = yield* directSql(database)
+        const env = serviceEnv(database, fake.url)
+
+        const first = yield* start(env)
+        const project = yield* createProject(first)
+        const client = yield* open(first, project.id)
+        const answer = yield* startAnswer(client, "Build me a big app")
+        const id = answer.messageId
+
+        // Wait until a checkpoint has stored some text, then kill the process outright.
+        const checkpointed = yield* eventually(
+          "a checkpoint stored part of the answer",
+          messageRow(sql, id),
+          (row) => row?.status === "streaming" && row.content.length > 0,
+          30_000
+        )
+        first.signal("SIGKILL")
+        const exit = yield* awaitExit(first)
+        expect(exit.signal).toBe("SIGKILL")
+        const closed = yield* client.awaitClose()
+        expect(closed.code, "the connection dropped without a close handshake").toBe(1006)
+        const seen = chunksOf(client, id).map((c) => c.content).join("")
+        yield* fakeIdle(fake)
+        expect(fake.fake.abortedStreams, "the upstream stream died with the process").toBe(1)
+
+        // Before the restart the row is still what the last checkpoint wrote.
+        const atKill = yield* messageRow(sql, id)
+        expect(atKill?.status).toBe("streaming")
+        expect(atKill!.content.startsWith(checkpointed!.content)).toBe(true)
+        expect(seen.startsWith(atKill!.content), "the checkpoint is a prefix of what the client saw").toBe(true)
+        expect(atKill!.content.length, "the checkpoint is not the whole answer").toBeLessThan(chunks.join("").length)
+
+        const second = yield* start({ ...env, PORT: String(yield* Effect.promise(freePort)) })
+        const recovered = yield* messageRow(sql, id)
+        expect(recovered).toStrictEqual({ status: "interrupted", content: atKill!.content })
+        const warned = second.logs().find((line) => line["message"] === "answers left streaming by a crash were marked interrupted")
+        expect(warned?.["count"]).toBe(1)
+
+        const viaRest = yield* projectOf(second, project.id)
+        expect(viaRest.messages.map((m) => [m.role, m.status, m.content])).toStrictEqual([
+          ["user", "complete", "Build me a big app"],
+          ["assistant", "interrupted", atKill!.content]
+        ])
+
+        // Normal service afterwards; the interrupted text is valid context.
+        fake.enqueueChat({ kind: "text", chunks: ["all ", "good ", "again"] })
+        const again = yield* open(second, project.id)
+        const next = yield* again.ask("Carry on please", 20_000)
+        expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "all good again" })
+        const bodies = fake.chatRequests()
+        expect(bodies).toHaveLength(2)
+        expect(bodies[1]?.messages.map((m) => m.role)).toStrictEqual(["user", "assistant", "user"])
+        expect(bodies[1]?.messages[1]?.content).toBe(atKill!.content)
+
+        second.signal("SIGTERM")
+        expect(yield* awaitExit(second)).toStrictEqual({ code: 0, signal: null })
+      }),
+    120_000
+  )
+})
+
+describe("graceful shutdown (SIGTERM)", () => {
+  it.scopedLive(
+    "SIGTERM with a long answer in flight: draining, SHUTTING_DOWN for new messages, `interrupted` after the grace, close 1001, exit 0",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const chunks = numberedChunks(100)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 }) // about 10 s: longer than the grace
+        const database = yield* freshDatabase
+        const sql = yield* directSql(database)
+        const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "2" }))
+        const project = yield* createProject(service, "Shutdown")
+        const a = yield* open(service, project.id)
+        const b = yield* open(service, project.id)
+        const answer = yield* startAnswer(a, "Something long")
+        const id = answer.messageId
+        yield* seenChunk(a, id, 3)
+
+        service.signal("SIGTERM")
+        // Draining has started once /health stops answering 200.
+        const probe = yield* eventually(
+          "/health stops answering 200",
+          healthProbe(service),
+          (result) => !("status" in result && result.status === 200),
+          10_000
+        )
+        console.log(`[shutdown] /health during the drain: ${JSON.stringify(probe)}`)
+        if ("status" in probe) {
+          expect(probe).toMatchObject({ status: 503, body: { status: "draining" } })
+        } else {
+          // The listener is closed as soon as draining starts: a new connection is refused
+          // (or reset, when it raced the close). Either way no load balancer sees it healthy.
+          expect(["ECONNREFUSED", "ECONNRESET"]).toContain(probe.error)
+        }
+
+        // An open socket gets SHUTTING_DOWN for a new message (not BUSY, not silence).
+        yield* b.chat("one more thing", { clientMessageId: "late-1" })
+        const refused = yield* b.next((e) => e.type === "error", 10_000, "the SHUTTING_DOWN error")
+        expect(refused).toMatchObject({ type: "error", code: "SHUTTING_DOWN" })
+
+        // After the grace: interrupted, then the socket closes with 1001.
+        const end = yield* a.untilComplete(id, 30_000)
+        const seen = chunksOf(a, id).map((c) => c.content).join("")
+        expect(end.end).toMatchObject({ type: "message_complete", status: "interrupted", fullContent: seen, stopReason: null })
+        expect(seen.length).toBeGreaterThan(0)
+        expect(seen.length).toBeLessThan(chunks.join("").length)
+        expect(expectExactView(answerEvents(a, id), { resumed: false, messageId: id }).text).toBe(seen)
+        const endB = yield* b.untilComplete(id, 30_000)
+        expect(endB.end).toMatchObject({ status: "interrupted", fullContent: seen })
+        expect(yield* a.awaitClose(15_000)).toMatchObject({ code: 1001 })
+        expect(yield* b.awaitClose(15_000)).toMatchObject({ code: 1001 })
+        expect(yield* awaitExit(service)).toStrictEqual({ code: 0, signal: null })
+
+        yield* fakeIdle(fake)
+        expect(fake.fake.abortedStreams, "the upstream request was closed").toBe(1)
+        expect(yield* messageRow(sql, id)).toStrictEqual({ status: "interrupted", content: seen })
+        const users = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM messages WHERE role = 'user'`.pipe(Effect.orDie)
+        expect(users[0]?.n, "the message refused with SHUTTING_DOWN was not stored").toBe("1")
+        expect(service.stdout()).not.toContain(TEST_API_KEY)
+      }),
+    90_000
+  )
+
+  it.scopedLive("SIGTERM with a short answer in flight: it completes normally before the process exits 0", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const chunks = numberedChunks(10)
+      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 }) // about 1 s: well within the grace
+      const database = yield* freshDatabase
+      const sql = yield* directSql(database)
+      const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "20" }))
+      const project = yield* createProject(service, "Short")
+      const a = yield* open(service, project.id)
+      const answer = yield* startAnswer(a, "Something short")
+      yield* seenChunk(a, answer.messageId, 1)
+      service.signal("SIGTERM")
+
+      const end = yield* a.untilComplete(answer.messageId, 30_000)
+      expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join(""), stopReason: "end_turn" })
+      expect(yield* a.awaitClose(15_000)).toMatchObject({ code: 1001 })
+      expect(yield* awaitExit(service)).toStrictEqual({ code: 0, signal: null })
+      expect(yield* messageRow(sql, answer.messageId)).toStrictEqual({ status: "complete", content: chunks.join("") })
+      expect(fake.fake.abortedStreams).toBe(0)
+    }), 90_000)
+
+  it.scopedLive(
+    "SIGTERM while a finished answer waits for the database to come back: the process still exits 0 within its bounds and logs the unstored answer by id",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const chunks = numberedChunks(10)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
+        const database = yield* freshDatabase
+        const proxy = yield* TcpProxyScoped(targetOf(database))
+        const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: "2" }))
+        const project = yield* createProject(service, "Outage at shutdown")
+        const a = yield* open(service, project.id)
+        const answer = yield* startAnswer(a, "Something")
+        yield* seenChunk(a, answer.messageId, 2)
+        proxy.pause()
+        // The client gets the whole answer even though it cannot be stored now.
+        const end = yield* a.untilComplete(answer.messageId, 30_000)
+        expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+        yield* eventually(
+          "the service logs that it retries storing the answer",
+          Effect.sync(() => service.logs()),
+          (lines) => lines.some((l) => l["level"] === "error" && l["messageId"] === answer.messageId),
+          20_000
+        )
+
+        service.signal("SIGTERM")
+        // Bounded: the grace (2 s), the final-write grace and the socket-close grace are a few seconds; 45 s is liveness only.
+        expect(yield* awaitExit(service, 45_000)).toStrictEqual({ code: 0, signal: null })
+        const notStored = service.logs().filter((l) => l["messageId"] === answer.messageId && l["level"] === "error")
+        expect(notStored.map((l) => l["message"])).toContain("service stopped before the database came back: answer not stored")
+        proxy.resume()
+      }),
+    90_000
+  )
+
+  it.scopedLive(
+    "SIGTERM while a finished answer waits for the database, and the database returns during the shutdown: the answer clients saw is stored before exit",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeRouterScoped()
+        const chunks = numberedChunks(10)
+        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
+        const database = yield* freshDatabase
+        const sql = yield* directSql(database)
+        const proxy = yield* TcpProxyScoped(targetOf(database))
+        const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: "10" }))
+        const project = yield* createProject(service, "Outage at shutdown 2")
+        const a = yield* open(service, project.id)
+        const answer = yield* startAnswer(a, "Something")
+        yield* seenChunk(a, answer.messageId, 2)
+        proxy.pause()
+        const end = yield* a.untilComplete(answer.messageId, 30_000)
+        expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+
+        service.signal("SIGTERM")
+        yield* eventually(
+          "draining started",
+          healthProbe(service),
+          (result) => !("status" in result && result.status === 200),
+          10_000
+        )
+        proxy.resume()
+        expect(yield* awaitExit(service, 45_000)).toStrictEqual({ code: 0, signal: null })
+        expect(
+          yield* messageRow(sql, answer.messageId),
+          "the answer the client saw complete is stored complete, not left to become `interrupted` with an older checkpoint"
+        ).toStrictEqual({ status: "complete", content: chunks.join("") })
+      }),
+    90_000
+  )
+})
