@@ -15,6 +15,8 @@ import { randomUUID } from "node:crypto"
 import { SYSTEM_PROMPT } from "../src/claude/Claude.js"
 import { connect, refused, settle, type MessageChunk } from "./support/ChatClient.js"
 import {
+  claudeChat,
+  claudeProject,
   countMessages,
   eventually,
   expectedBlock,
@@ -55,13 +57,10 @@ const later = (a: string, b: string) => new Date(a).getTime() > new Date(b).getT
 describe.concurrent("chat: the PRD's acceptance tests", () => {
   it.scopedLive("AC-002..006, AC-009: a conversation streams, is stored, carries its context and survives a reconnect", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
-      const app = yield* startClaudeApp(fake, {
-        CLAUDE_MODEL: "claude-test-sonnet",
-        CLAUDE_TITLE_MODEL: "claude-test-haiku",
-        CLAUDE_MAX_TOKENS: "1234"
+      const { fake, app, project } = yield* claudeProject({
+        titleReply: { kind: "text", chunks: ["Inventory Tracker"] },
+        env: { CLAUDE_MODEL: "claude-test-sonnet", CLAUDE_TITLE_MODEL: "claude-test-haiku", CLAUDE_MAX_TOKENS: "1234" }
       })
-      const project = yield* newProject(app)
 
       // AC-002: the connection opens and stays open; ping → pong, several times.
       const client = yield* connect(app.wsUrl, project.id)
@@ -169,10 +168,7 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
 
   it.scopedLive("keeps only the last CONTEXT_MESSAGE_LIMIT messages in what Claude is sent", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CONTEXT_MESSAGE_LIMIT: "3" })
-      const project = yield* newProject(app, "Limits")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, client } = yield* claudeChat({ title: "Limits", env: { CONTEXT_MESSAGE_LIMIT: "3" } })
       for (const text of ["one", "two", "three"]) {
         fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
         yield* client.ask(text)
@@ -189,12 +185,9 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
     }), TEST_TIMEOUT)
   it.scopedLive("drops the oldest messages when CONTEXT_TOKEN_BUDGET is exceeded, always keeping the new one", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
       // Room for the system prompt and ~100 tokens (400 characters) of conversation.
       const budget = Math.ceil(SYSTEM_PROMPT.length / 4) + 100
-      const app = yield* startClaudeApp(fake, { CONTEXT_TOKEN_BUDGET: String(budget) })
-      const project = yield* newProject(app, "Budget")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, client } = yield* claudeChat({ title: "Budget", env: { CONTEXT_TOKEN_BUDGET: String(budget) } })
       const long = "Please remember this: " + "x".repeat(800)
       fake.enqueueChat({ kind: "text", chunks: ["ok"] })
       yield* client.ask(long)
@@ -240,9 +233,7 @@ describe.concurrent("chat: the handshake", () => {
 
   it.scopedLive("with CORS_ORIGINS set, refuses another Origin with 403 FORBIDDEN_ORIGIN and accepts an allowed one", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CORS_ORIGINS: "http://allowed.test" })
-      const project = yield* newProject(app)
+      const { app, project } = yield* claudeProject({ env: { CORS_ORIGINS: "http://allowed.test" } })
 
       const evil = yield* refused(app.wsUrl, project.id, { origin: "http://evil.test" })
       expect({ status: evil.status, body: evil.json }).toStrictEqual({
@@ -259,10 +250,7 @@ describe.concurrent("chat: the handshake", () => {
 describe.concurrent("chat: bad frames", () => {
   it.scopedLive("answers each bad frame with its error code, stores nothing, and the connection keeps working", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { MAX_MESSAGE_CHARS: "50" })
-      const project = yield* newProject(app, "Bad frames")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Bad frames", env: { MAX_MESSAGE_CHARS: "50" } })
       const frameLimit = 50 * 6 + 4096
 
       const cases: ReadonlyArray<readonly [string, unknown, string]> = [
@@ -316,10 +304,7 @@ describe.concurrent("chat: bad frames", () => {
 describe.concurrent("chat: a project deleted while connected", () => {
   it.scopedLive("answers a chat_message with PROJECT_NOT_FOUND, stores nothing, and keeps the connection", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Short-lived")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Short-lived" })
       expect((yield* request(`${app.url}/api/projects/${project.id}`, { method: "DELETE" })).status).toBe(204)
       yield* client.chat("Anyone there?")
       const error = yield* client.waitFor("error")
@@ -333,10 +318,7 @@ describe.concurrent("chat: a project deleted while connected", () => {
 describe.concurrent("chat: one answer per project", () => {
   it.scopedLive("refuses a chat_message while an answer streams with BUSY (to the sender only), then accepts the next", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Busy")
-      const tabA = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client: tabA } = yield* claudeChat({ title: "Busy" })
       const tabB = yield* connect(app.wsUrl, project.id)
 
       const chunks = ["one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight ", "nine ", "ten"]
@@ -375,9 +357,7 @@ describe.concurrent("chat: one answer per project", () => {
 
   it.scopedLive("lets another project chat while one is busy", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const slowProject = yield* newProject(app, "Slow")
+      const { fake, app, project: slowProject } = yield* claudeProject({ title: "Slow" })
       const otherProject = yield* newProject(app, "Other")
       const slow = yield* connect(app.wsUrl, slowProject.id)
       const other = yield* connect(app.wsUrl, otherProject.id)
@@ -398,9 +378,7 @@ describe.concurrent("chat: one answer per project", () => {
 describe.concurrent("chat: several connections", () => {
   it.scopedLive("two tabs on one project receive identical start, chunk and complete events", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Inventory Tracker"] })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app)
+      const { fake, app, project } = yield* claudeProject({ titleReply: { kind: "text", chunks: ["Inventory Tracker"] } })
       const elsewhere = yield* newProject(app, "Elsewhere")
       const tabA = yield* connect(app.wsUrl, project.id)
       const tabB = yield* connect(app.wsUrl, project.id)
@@ -423,10 +401,7 @@ describe.concurrent("chat: several connections", () => {
 
   it.scopedLive("a tab that joins mid-answer catches up (resumed start, the text so far) and follows to the end", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Join late")
-      const first = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client: first } = yield* claudeChat({ title: "Join late" })
       const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta ", "eta ", "theta"]
       fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 150 })
       yield* first.chat("Greek letters please")
@@ -451,10 +426,7 @@ describe.concurrent("chat: several connections", () => {
 
   it.scopedLive("an answer goes on when its client disconnects, and is stored whole", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Leaving")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Leaving" })
       const chunks = ["still ", "going ", "after ", "you ", "left"]
       fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 })
       yield* client.chat("Tell me something long")
@@ -474,10 +446,7 @@ describe.concurrent("chat: several connections", () => {
 describe.concurrent("chat: cancel and retried sends", () => {
   it.scopedLive("cancel stops the answer at once: complete with status cancelled, upstream aborted, partial text stored", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Cancel")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Cancel" })
       fake.enqueueChat({ kind: "text", chunks: ["first ", ...Array.from({ length: 50 }, () => "more ")], chunkDelayMs: 100 })
       yield* client.chat("Write a lot")
       const start = yield* client.waitFor("message_start")
@@ -499,10 +468,7 @@ describe.concurrent("chat: cancel and retried sends", () => {
 
   it.scopedLive("a retried send with the same clientMessageId is acknowledged, not stored or answered twice", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Retries")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Retries" })
       fake.enqueueChat({ kind: "text", chunks: ["only ", "once"] })
       yield* client.chat("Do it once", { clientMessageId: "client-1" })
       const start = yield* client.waitFor("message_start")
@@ -522,9 +488,7 @@ describe.concurrent("chat: cancel and retried sends", () => {
 describe.concurrent("chat: heartbeat", () => {
   it.scopedLive("closes a connection that does not answer protocol pings; keeps one that does", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { WS_PING_INTERVAL: "1", WS_PONG_TIMEOUT: "2" })
-      const project = yield* newProject(app, "Heartbeat")
+      const { app, project } = yield* claudeProject({ title: "Heartbeat", env: { WS_PING_INTERVAL: "1", WS_PONG_TIMEOUT: "2" } })
       const silent = yield* connect(app.wsUrl, project.id, { autoPong: false })
       const alive = yield* connect(app.wsUrl, project.id)
 
@@ -542,9 +506,10 @@ describe.concurrent("chat: heartbeat", () => {
 describe.concurrent("chat: titles (FR-015)", () => {
   it.scopedLive("names a default-titled project with the title model and tells its sockets", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["\"Inventory Tracker.\""] })
-      const app = yield* startClaudeApp(fake, { CLAUDE_TITLE_MODEL: "claude-test-haiku" })
-      const project = yield* newProject(app)
+      const { fake, app, project } = yield* claudeProject({
+        titleReply: { kind: "text", chunks: ["\"Inventory Tracker.\""] },
+        env: { CLAUDE_TITLE_MODEL: "claude-test-haiku" }
+      })
       expect(project.title).toBe("New Project")
       const client = yield* connect(app.wsUrl, project.id)
       fake.enqueueChat({ kind: "text", chunks: ["Sure."] })
@@ -561,10 +526,7 @@ describe.concurrent("chat: titles (FR-015)", () => {
 
   it.scopedLive("falls back to the first words of the message when the title call fails", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped({ kind: "httpError", errorType: "api_error", status: 500 })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app)
-      const client = yield* connect(app.wsUrl, project.id)
+      const { app, project, client } = yield* claudeChat({ titleReply: { kind: "httpError", errorType: "api_error", status: 500 } })
       const message = "Please build me a small inventory tracker for my bakery with prices"
       const answer = yield* client.ask(message)
       expect(answer.end).toMatchObject({ type: "message_complete", status: "complete" })
@@ -578,12 +540,11 @@ describe.concurrent("chat: titles (FR-015)", () => {
 
   it.scopedLive("never overwrites a title the user set, at creation or while the title is being generated", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped({ kind: "text", chunks: ["Generated Title"] })
-      const app = yield* startClaudeApp(fake)
-
       // Set at creation.
-      const named = yield* newProject(app, "My Bakery")
-      const client = yield* connect(app.wsUrl, named.id)
+      const { fake, app, project: named, client } = yield* claudeChat({
+        title: "My Bakery",
+        titleReply: { kind: "text", chunks: ["Generated Title"] }
+      })
       yield* client.ask("Build me an inventory tracker")
       yield* client.ask("Add a search feature")
       yield* settle(300)
@@ -608,16 +569,15 @@ describe.concurrent("chat: titles (FR-015)", () => {
   it.scopedLive("titles the project from its first message, even when a second message comes before that title is done", () =>
     Effect.gen(function* () {
       // The first message's title takes ~0.6 s; a title for the second would come back at once.
-      const fake = yield* FakeRouterScoped({
-        kind: "function",
-        reply: (body) =>
-          JSON.stringify(body.messages).includes("inventory tracker")
-            ? { kind: "text", chunks: ["Inventory ", "Tracker"], chunkDelayMs: 300 }
-            : { kind: "text", chunks: ["Search Feature"] }
+      const { fake, app, project, client } = yield* claudeChat({
+        titleReply: {
+          kind: "function",
+          reply: (body) =>
+            JSON.stringify(body.messages).includes("inventory tracker")
+              ? { kind: "text", chunks: ["Inventory ", "Tracker"], chunkDelayMs: 300 }
+              : { kind: "text", chunks: ["Search Feature"] }
+        }
       })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app)
-      const client = yield* connect(app.wsUrl, project.id)
       yield* client.ask("Build me an inventory tracker")
       yield* client.ask("Add a search feature")
       const updated = yield* client.seen("project_updated")
@@ -631,10 +591,7 @@ describe.concurrent("chat: titles (FR-015)", () => {
 
   it.scopedLive("bumps the project's updatedAt with every stored message", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Activity")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Activity" })
       let previous = project.updatedAt
 
       for (const text of ["first", "second"]) {

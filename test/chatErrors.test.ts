@@ -8,11 +8,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { ChatClient } from "./support/ChatClient.js"
-import { connect } from "./support/ChatClient.js"
-import { fakeIdle, getProject, newProject, startClaudeApp, storedMessages, TEST_API_KEY } from "./support/ChatApp.js"
+import { type ClaudeChat, claudeChat, fakeIdle, getProject, storedMessages, TEST_API_KEY } from "./support/ChatApp.js"
 import type { FakeReply } from "./support/FakeAnthropic.js"
-import { FakeRouterScoped, type FakeRouter, type RecordedBody } from "./support/FakeRouter.js"
-import type { TestApp } from "./support/TestApp.js"
+import type { RecordedBody } from "./support/FakeRouter.js"
 
 const TEST_TIMEOUT = 30_000
 
@@ -45,15 +43,7 @@ const expectNothingLeaked = (client: ChatClient) => {
  * Sends a message answered by `reply`, checks the error event and what was stored, then
  * sends another message and checks it is answered with a valid context.
  */
-const failsThenRecovers = (
-  app: TestApp,
-  fake: FakeRouter,
-  client: ChatClient,
-  projectId: string,
-  reply: FakeReply,
-  code: string,
-  partial = ""
-) =>
+const failsThenRecovers = ({ app, fake, client, project }: ClaudeChat, reply: FakeReply, code: string, partial = "") =>
   Effect.gen(function* () {
     fake.enqueueChat(reply)
     const failed = yield* client.ask(`A request that meets ${code}`)
@@ -68,9 +58,9 @@ const failsThenRecovers = (
     expect(client.events.some((e) => e.type === "message_complete" && e.messageId === failed.start.messageId)).toBe(false)
 
     // Stored with what was received and a status saying it failed.
-    const row = (yield* storedMessages(app, projectId)).find((r) => r.id === failed.start.messageId)
+    const row = (yield* storedMessages(app, project.id)).find((r) => r.id === failed.start.messageId)
     expect(row).toMatchObject({ role: "assistant", status: "error", content: partial, errorCode: code })
-    const shown = (yield* getProject(app, projectId)).messages.find((m) => m.id === failed.start.messageId)
+    const shown = (yield* getProject(app, project.id)).messages.find((m) => m.id === failed.start.messageId)
     expect(shown).toMatchObject({ status: "error", content: partial })
 
     // The next message is answered, with a context the API accepts.
@@ -98,41 +88,29 @@ describe.concurrent("chat: Claude's errors become error events", () => {
   for (const [name, reply, code] of httpCases) {
     it.scopedLive(`${name} → ${code}, and the next message works`, () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
-        const project = yield* newProject(app, "Errors")
-        const client = yield* connect(app.wsUrl, project.id)
-        yield* failsThenRecovers(app, fake, client, project.id, reply, code)
+        const chat = yield* claudeChat({ title: "Errors", env: { CLAUDE_MAX_RETRIES: "0" } })
+        yield* failsThenRecovers(chat, reply, code)
         // CLAUDE_MAX_RETRIES=0: one request for the failure, one for the next message.
-        expect(fake.chatRequests()).toHaveLength(2)
+        expect(chat.fake.chatRequests()).toHaveLength(2)
       }), TEST_TIMEOUT)
   }
 
   it.scopedLive("a mid-stream overloaded_error → AI_OVERLOADED with the messageId; the partial answer is stored as error", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Mid-stream")
-      const client = yield* connect(app.wsUrl, project.id)
+      const chat = yield* claudeChat({ title: "Mid-stream" })
       yield* failsThenRecovers(
-        app,
-        fake,
-        client,
-        project.id,
+        chat,
         { kind: "midStreamError", chunks: ["Here is ", "half an answer"], chunkDelayMs: 10, message: RAW_API_TEXT },
         "AI_OVERLOADED",
         "Here is half an answer"
       )
       // No retry after a stream has started.
-      expect(fake.chatRequests()).toHaveLength(2)
+      expect(chat.fake.chatRequests()).toHaveLength(2)
     }), TEST_TIMEOUT)
 
   it.scopedLive("a stalled stream → AI_TIMEOUT after CLAUDE_IDLE_TIMEOUT_SECONDS, and the upstream request is aborted", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
-      const project = yield* newProject(app, "Stall")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, app, project, client } = yield* claudeChat({ title: "Stall", env: { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" } })
       fake.enqueueChat({ kind: "stall", chunks: ["Thinking about it"] })
       const failed = yield* client.ask("Take your time")
       expect(failed.end).toMatchObject({ type: "error", code: "AI_TIMEOUT", messageId: failed.start.messageId })
@@ -150,27 +128,13 @@ describe.concurrent("chat: Claude's errors become error events", () => {
 
   it.scopedLive("a socket reset mid-stream → AI_ERROR; the partial answer is stored and the next message works", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Reset")
-      const client = yield* connect(app.wsUrl, project.id)
-      yield* failsThenRecovers(
-        app,
-        fake,
-        client,
-        project.id,
-        { kind: "socketReset", chunks: ["Cut ", "short"], chunkDelayMs: 10 },
-        "AI_ERROR",
-        "Cut short"
-      )
+      const chat = yield* claudeChat({ title: "Reset" })
+      yield* failsThenRecovers(chat, { kind: "socketReset", chunks: ["Cut ", "short"], chunkDelayMs: 10 }, "AI_ERROR", "Cut short")
     }), TEST_TIMEOUT)
 
   it.scopedLive("a 529 before the stream starts is retried (retry-after honoured) and the answer streams normally", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "1" })
-      const project = yield* newProject(app, "Retry")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, client } = yield* claudeChat({ title: "Retry", env: { CLAUDE_MAX_RETRIES: "1" } })
       fake.enqueueChat(
         { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
         { kind: "text", chunks: ["Second ", "time ", "lucky"] }
@@ -183,10 +147,7 @@ describe.concurrent("chat: Claude's errors become error events", () => {
 
   it.scopedLive("several failures in a row still leave a valid context (failed turns merge, empty answers are left out)", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
-      const project = yield* newProject(app, "Many failures")
-      const client = yield* connect(app.wsUrl, project.id)
+      const { fake, client } = yield* claudeChat({ title: "Many failures", env: { CLAUDE_MAX_RETRIES: "0" } })
       fake.enqueueChat(
         { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
         { kind: "httpError", errorType: "api_error" },
@@ -217,11 +178,8 @@ describe.concurrent("chat: Claude's errors become error events", () => {
   for (const [name, reply, code, partial] of immediateFailures) {
     it.scopedLive(`${name} is still an error (${code}), never a complete answer`, () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
-        const project = yield* newProject(app, "Immediate failure")
-        const client = yield* connect(app.wsUrl, project.id)
-        yield* failsThenRecovers(app, fake, client, project.id, reply, code, partial)
+        const chat = yield* claudeChat({ title: "Immediate failure", env: { CLAUDE_MAX_RETRIES: "0" } })
+        yield* failsThenRecovers(chat, reply, code, partial)
       }), TEST_TIMEOUT)
   }
 })

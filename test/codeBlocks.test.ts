@@ -9,126 +9,89 @@ const extract = (text: string) => extractCodeBlocks(text).map((block) => ({ ...b
 /** The part of the text a block claims: from its opening fence line to the end of its last line. */
 const sliceOf = (text: string, block: CodeBlock) => text.slice(block.startIndex, block.endIndex)
 
+/** `block(language, code, [startIndex, endIndex], [startLine, endLine])` */
+const block = (
+  language: string | null,
+  code: string,
+  [startIndex, endIndex]: readonly [number, number],
+  [startLine, endLine]: readonly [number, number]
+): CodeBlock => ({ language, code, startIndex, endIndex, startLine, endLine })
+
+/** A test's name, its text, the blocks the text yields and, when given, what the first block's offsets slice out of it. */
+type Example = [name: string, text: string, blocks: ReadonlyArray<CodeBlock>, slice?: string]
+
+const yieldsExactly = (_name: string, text: string, blocks: ReadonlyArray<CodeBlock>, slice?: string) => {
+  const extracted = extractCodeBlocks(text)
+  expect(extracted.map((block) => ({ ...block }))).toEqual(blocks)
+  if (slice !== undefined) expect(sliceOf(text, extracted[0]!)).toBe(slice)
+}
+
 describe("extractCodeBlocks: fences", () => {
-  it("extracts a backtick fence", () => {
-    expect(extract("```js\nconst a = 1\n```")).toEqual([
-      { language: "js", code: "const a = 1\n", startIndex: 0, endIndex: 21, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("extracts a tilde fence", () => {
-    expect(extract("~~~\nx\n~~~\n")).toEqual([
-      { language: null, code: "x\n", startIndex: 0, endIndex: 9, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("keeps shorter fences inside a longer fence as code", () => {
-    const text = "````md\n```js\nx\n```\n````"
-    expect(extract(text)).toEqual([
-      { language: "md", code: "```js\nx\n```\n", startIndex: 0, endIndex: text.length, startLine: 1, endLine: 5 }
-    ])
-  })
-
-  it("closes a fence only with the same character at least as long", () => {
-    const text = "~~~~\na\n~~~\n```\n~~~~~\nafter"
-    expect(extract(text)).toEqual([
-      { language: null, code: "a\n~~~\n```\n", startIndex: 0, endIndex: 20, startLine: 1, endLine: 5 }
-    ])
-  })
-
-  it("does not treat a backtick fence whose info string has a backtick as a fence", () => {
+  it.each<Example>([
+    ["extracts a backtick fence", "```js\nconst a = 1\n```", [block("js", "const a = 1\n", [0, 21], [1, 3])]],
+    ["extracts a tilde fence", "~~~\nx\n~~~\n", [block(null, "x\n", [0, 9], [1, 3])]],
+    ["keeps shorter fences inside a longer fence as code", "````md\n```js\nx\n```\n````", [block("md", "```js\nx\n```\n", [0, 23], [1, 5])]],
+    [
+      "closes a fence only with the same character at least as long",
+      "~~~~\na\n~~~\n```\n~~~~~\nafter",
+      [block(null, "a\n~~~\n```\n", [0, 20], [1, 5])]
+    ],
     // "``` a`b" is inline code in a paragraph; the lone "```" below opens an (unclosed) fence.
-    expect(extract("``` a`b\nx\n```")).toEqual([
-      { language: null, code: "", startIndex: 10, endIndex: 13, startLine: 3, endLine: 3 }
-    ])
-  })
+    ["does not treat a backtick fence whose info string has a backtick as a fence", "``` a`b\nx\n```", [block(null, "", [10, 13], [3, 3])]]
+  ])("%s", yieldsExactly)
 })
 
 describe("extractCodeBlocks: info strings", () => {
-  const languageOf = (opening: string) => extractCodeBlocks(`${opening}\nx\n\`\`\``)[0]?.language
-
-  it("takes the first word of an info string with attributes", () => {
-    expect(languageOf('```python title="app.py"')).toBe("python")
-  })
-
-  it("lowercases the language", () => {
-    expect(languageOf("```Python")).toBe("python")
-  })
-
-  it("keeps a {.js}-style attribute word as is", () => {
-    expect(languageOf("```{.js}")).toBe("{.js}")
-  })
-
-  it("ignores spaces around the info string", () => {
-    expect(languageOf("```   Ruby   extra")).toBe("ruby")
-  })
-
-  it("gives null for an info string of spaces only", () => {
-    expect(languageOf("```   ")).toBeNull()
-  })
-
-  it("decodes backslash escapes in the info string as CommonMark does", () => {
-    expect(languageOf("```c\\+\\+")).toBe("c++")
-  })
-
-  it("accepts backticks in a tilde fence's info string", () => {
-    expect(languageOf("~~~ sh`x`")).toBe("sh`x`")
+  it.each([
+    ["takes the first word of an info string with attributes", '```python title="app.py"', "python"],
+    ["lowercases the language", "```Python", "python"],
+    ["keeps a {.js}-style attribute word as is", "```{.js}", "{.js}"],
+    ["ignores spaces around the info string", "```   Ruby   extra", "ruby"],
+    ["gives null for an info string of spaces only", "```   ", null],
+    ["decodes backslash escapes in the info string as CommonMark does", "```c\\+\\+", "c++"],
+    ["accepts backticks in a tilde fence's info string", "~~~ sh`x`", "sh`x`"]
+  ] as const)("%s", (_name, opening, language) => {
+    expect(extractCodeBlocks(`${opening}\nx\n\`\`\``)[0]?.language).toBe(language)
   })
 })
 
 describe("extractCodeBlocks: indentation and containers", () => {
-  it("strips the fence's indentation (up to 3 spaces) from the code", () => {
-    const text = "   ```sh\n   ls\n  -la\n     x\n   ```"
-    expect(extract(text)).toEqual([
-      { language: "sh", code: "ls\n-la\n  x\n", startIndex: 0, endIndex: text.length, startLine: 1, endLine: 5 }
-    ])
-  })
-
-  it("locates an indented fence after prose from its line start", () => {
-    const text = "Run:\n\n  ```sh\n  ls\n  ```\n"
-    const blocks = extractCodeBlocks(text)
-    expect(blocks.map((block) => ({ ...block }))).toEqual([
-      { language: "sh", code: "ls\n", startIndex: 6, endIndex: 24, startLine: 3, endLine: 5 }
-    ])
-    expect(sliceOf(text, blocks[0]!)).toBe("  ```sh\n  ls\n  ```")
-  })
-
-  it("extracts a fence inside a list item", () => {
-    const text = "- step one\n\n  ```bash\n  npm test\n  ```\n- step two"
-    expect(extract(text)).toEqual([
-      { language: "bash", code: "npm test\n", startIndex: 12, endIndex: 38, startLine: 3, endLine: 5 }
-    ])
-  })
-
-  it("extracts a fence opened on the list marker's line, including the marker in the slice", () => {
-    const text = "1. ```py\n   x = 1\n   ```"
-    const blocks = extractCodeBlocks(text)
-    expect(blocks.map((block) => ({ ...block }))).toEqual([
-      { language: "py", code: "x = 1\n", startIndex: 0, endIndex: 24, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("extracts a fence inside a blockquote, without the quote markers in the code", () => {
-    expect(extract("> ```js\n> a()\n> ```\n")).toEqual([
-      { language: "js", code: "a()\n", startIndex: 0, endIndex: 19, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("ends an unclosed fence in a blockquote at the end of the blockquote", () => {
-    expect(extract("> ```\n> x\n\nafter")).toEqual([
-      { language: null, code: "x\n", startIndex: 0, endIndex: 9, startLine: 1, endLine: 2 }
-    ])
-  })
+  it.each<Example>([
+    [
+      "strips the fence's indentation (up to 3 spaces) from the code",
+      "   ```sh\n   ls\n  -la\n     x\n   ```",
+      [block("sh", "ls\n-la\n  x\n", [0, 34], [1, 5])]
+    ],
+    [
+      "locates an indented fence after prose from its line start",
+      "Run:\n\n  ```sh\n  ls\n  ```\n",
+      [block("sh", "ls\n", [6, 24], [3, 5])],
+      "  ```sh\n  ls\n  ```"
+    ],
+    [
+      "extracts a fence inside a list item",
+      "- step one\n\n  ```bash\n  npm test\n  ```\n- step two",
+      [block("bash", "npm test\n", [12, 38], [3, 5])]
+    ],
+    [
+      "extracts a fence opened on the list marker's line, including the marker in the slice",
+      "1. ```py\n   x = 1\n   ```",
+      [block("py", "x = 1\n", [0, 24], [1, 3])]
+    ],
+    [
+      "extracts a fence inside a blockquote, without the quote markers in the code",
+      "> ```js\n> a()\n> ```\n",
+      [block("js", "a()\n", [0, 19], [1, 3])]
+    ],
+    ["ends an unclosed fence in a blockquote at the end of the blockquote", "> ```\n> x\n\nafter", [block(null, "x\n", [0, 9], [1, 2])]],
+    ["excludes a fence swallowed by an HTML block", "<div>\n```js\nx\n```\n</div>", []]
+  ])("%s", yieldsExactly)
 
   it("excludes indented code blocks, even when they contain fences", () => {
     expect(extract("    ```js\n    x\n    ```\n")).toEqual([])
     expect(extract("Text\n\n    indented\n\n```\ny\n```")).toEqual([
       { language: null, code: "y\n", startIndex: 20, endIndex: 29, startLine: 5, endLine: 7 }
     ])
-  })
-
-  it("excludes a fence swallowed by an HTML block", () => {
-    expect(extract("<div>\n```js\nx\n```\n</div>")).toEqual([])
   })
 })
 
@@ -141,61 +104,35 @@ describe("extractCodeBlocks: unclosed fences", () => {
     expect(text.length).toBe(30)
   })
 
-  it("runs an unclosed fence to the end of a text without trailing newline", () => {
-    expect(extract("```\nabc")).toEqual([
-      { language: null, code: "abc", startIndex: 0, endIndex: 7, startLine: 1, endLine: 2 }
-    ])
-  })
-
-  it("handles an opening fence on the last line", () => {
-    expect(extract("text\n```\n")).toEqual([
-      { language: null, code: "", startIndex: 5, endIndex: 9, startLine: 2, endLine: 2 }
-    ])
-  })
-
-  it("does not mistake a too-short fence for the closing one", () => {
-    expect(extract("````\n```\n")).toEqual([
-      { language: null, code: "```\n", startIndex: 0, endIndex: 9, startLine: 1, endLine: 2 }
-    ])
-  })
+  it.each<Example>([
+    ["runs an unclosed fence to the end of a text without trailing newline", "```\nabc", [block(null, "abc", [0, 7], [1, 2])]],
+    ["handles an opening fence on the last line", "text\n```\n", [block(null, "", [5, 9], [2, 2])]],
+    ["does not mistake a too-short fence for the closing one", "````\n```\n", [block(null, "```\n", [0, 9], [1, 2])]]
+  ])("%s", yieldsExactly)
 })
 
 describe("extractCodeBlocks: line endings and offsets", () => {
-  it("maps CRLF text to offsets of the original text", () => {
-    const text = "a\r\n\r\n```js\r\nx\r\ny\r\n```\r\nb\r\n"
-    const blocks = extractCodeBlocks(text)
-    expect(blocks.map((block) => ({ ...block }))).toEqual([
-      { language: "js", code: "x\ny\n", startIndex: 5, endIndex: 21, startLine: 3, endLine: 6 }
-    ])
-    expect(sliceOf(text, blocks[0]!)).toBe("```js\r\nx\r\ny\r\n```")
-  })
-
-  it("excludes the CRLF after a closing fence at the end of the text", () => {
-    expect(extract("```\r\nx\r\n```\r\n")).toEqual([
-      { language: null, code: "x\n", startIndex: 0, endIndex: 11, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("counts a lone CR as a line break, like markdown-it", () => {
-    expect(extract("p\r```\rx\r```\rq")).toEqual([
-      { language: null, code: "x\n", startIndex: 2, endIndex: 11, startLine: 2, endLine: 4 }
-    ])
-  })
-
-  it("uses UTF-16 offsets after emoji and astral characters", () => {
-    const text = "😀 Here 👍🏽:\n```py\nprint('🎉')\n```\n"
-    const blocks = extractCodeBlocks(text)
-    expect(blocks.map((block) => ({ ...block }))).toEqual([
-      { language: "py", code: "print('🎉')\n", startIndex: 14, endIndex: 35, startLine: 2, endLine: 4 }
-    ])
-    expect(sliceOf(text, blocks[0]!)).toBe("```py\nprint('🎉')\n```")
-  })
-
-  it("keeps offsets of text containing NUL, which markdown-it replaces with U+FFFD", () => {
-    expect(extract("\0 x\n```\ny\0\n```")).toEqual([
-      { language: null, code: "y\uFFFD\n", startIndex: 4, endIndex: 14, startLine: 2, endLine: 4 }
-    ])
-  })
+  it.each<Example>([
+    [
+      "maps CRLF text to offsets of the original text",
+      "a\r\n\r\n```js\r\nx\r\ny\r\n```\r\nb\r\n",
+      [block("js", "x\ny\n", [5, 21], [3, 6])],
+      "```js\r\nx\r\ny\r\n```"
+    ],
+    ["excludes the CRLF after a closing fence at the end of the text", "```\r\nx\r\n```\r\n", [block(null, "x\n", [0, 11], [1, 3])]],
+    ["counts a lone CR as a line break, like markdown-it", "p\r```\rx\r```\rq", [block(null, "x\n", [2, 11], [2, 4])]],
+    [
+      "uses UTF-16 offsets after emoji and astral characters",
+      "😀 Here 👍🏽:\n```py\nprint('🎉')\n```\n",
+      [block("py", "print('🎉')\n", [14, 35], [2, 4])],
+      "```py\nprint('🎉')\n```"
+    ],
+    [
+      "keeps offsets of text containing NUL, which markdown-it replaces with U+FFFD",
+      "\0 x\n```\ny\0\n```",
+      [block(null, "y\uFFFD\n", [4, 14], [2, 4])]
+    ]
+  ])("%s", yieldsExactly)
 })
 
 describe("extractCodeBlocks: shapes of documents", () => {
@@ -204,36 +141,17 @@ describe("extractCodeBlocks: shapes of documents", () => {
     expect(extract("Just `inline` code and ``two`` ticks.\n")).toEqual([])
   })
 
-  it("extracts an empty code block", () => {
-    expect(extract("```\n```")).toEqual([
-      { language: null, code: "", startIndex: 0, endIndex: 7, startLine: 1, endLine: 2 }
-    ])
-  })
-
-  it("extracts several blocks in order", () => {
-    expect(extract("```a\n1\n```\ntext\n~~~b\n2\n~~~")).toEqual([
-      { language: "a", code: "1\n", startIndex: 0, endIndex: 10, startLine: 1, endLine: 3 },
-      { language: "b", code: "2\n", startIndex: 16, endIndex: 26, startLine: 5, endLine: 7 }
-    ])
-  })
-
-  it("extracts a block at the very start followed by prose", () => {
-    expect(extract("```\nx\n```\nafter")).toEqual([
-      { language: null, code: "x\n", startIndex: 0, endIndex: 9, startLine: 1, endLine: 3 }
-    ])
-  })
-
-  it("extracts a block at the very end without a trailing newline", () => {
-    expect(extract("intro\n\n```\nx\n```")).toEqual([
-      { language: null, code: "x\n", startIndex: 7, endIndex: 16, startLine: 3, endLine: 5 }
-    ])
-  })
-
-  it("extracts a block at the very end with a trailing newline, excluding it", () => {
-    expect(extract("intro\n\n```\nx\n```\n")).toEqual([
-      { language: null, code: "x\n", startIndex: 7, endIndex: 16, startLine: 3, endLine: 5 }
-    ])
-  })
+  it.each<Example>([
+    ["extracts an empty code block", "```\n```", [block(null, "", [0, 7], [1, 2])]],
+    [
+      "extracts several blocks in order",
+      "```a\n1\n```\ntext\n~~~b\n2\n~~~",
+      [block("a", "1\n", [0, 10], [1, 3]), block("b", "2\n", [16, 26], [5, 7])]
+    ],
+    ["extracts a block at the very start followed by prose", "```\nx\n```\nafter", [block(null, "x\n", [0, 9], [1, 3])]],
+    ["extracts a block at the very end without a trailing newline", "intro\n\n```\nx\n```", [block(null, "x\n", [7, 16], [3, 5])]],
+    ["extracts a block at the very end with a trailing newline, excluding it", "intro\n\n```\nx\n```\n", [block(null, "x\n", [7, 16], [3, 5])]]
+  ])("%s", yieldsExactly)
 })
 
 // ---------------------------------------------------------------------------

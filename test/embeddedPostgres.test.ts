@@ -11,10 +11,10 @@ import { Effect, Redacted } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { EmbeddedPostgresError, startEmbeddedPostgres } from "../src/db/EmbeddedPostgres.js"
+import { freePort } from "./support/FreePort.js"
 
 const projectRoot = fileURLToPath(new URL("..", import.meta.url))
 const dataRoot = Path.join(projectRoot, ".data", `embedded-test-${randomUUID().slice(0, 8)}`)
@@ -35,15 +35,6 @@ const postmastersUnder = (dir: string): Array<number> =>
       const isPostmaster = Path.basename(argv[0] ?? "") === "postgres" && argv.includes("-D") && dataArg !== undefined
       return isPostmaster && (dataArg === dir || dataArg.startsWith(dir + Path.sep)) ? [Number(entry)] : []
     })
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const freshDataDir = (name: string) => Path.join(dataRoot, name)
 
@@ -124,7 +115,7 @@ describe("startEmbeddedPostgres", () => {
   it.live("serves queries, stops with its scope, and keeps data across restarts", () =>
     Effect.gen(function*() {
       const dataDir = freshDataDir("lifecycle")
-      const port = yield* freePort
+      const port = yield* Effect.promise(freePort)
 
       const first = yield* Effect.scoped(
         Effect.gen(function*() {
@@ -151,7 +142,7 @@ describe("startEmbeddedPostgres", () => {
 
   it.live("recovers from a stale postmaster.pid whose process is dead", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = yield* Effect.promise(freePort)
       const dataDir = yield* initialised("stale-lock", port)
       const stale = deadPid()
       Fs.writeFileSync(Path.join(dataDir, "postmaster.pid"), `${stale}\n${dataDir}\n`)
@@ -169,7 +160,7 @@ describe("startEmbeddedPostgres", () => {
 
   it.live("stops an orphaned postmaster left behind by a killed owner, then starts", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = yield* Effect.promise(freePort)
       const dataDir = yield* initialised("orphan", port)
       const { orphan } = yield* orphanPostmaster(dataDir, port)
       expect(postmastersUnder(dataDir)).toEqual([orphan])
@@ -195,7 +186,7 @@ describe("startEmbeddedPostgres", () => {
       Fs.writeFileSync(Path.join(dataDir, "PG_VERSION"), "16\n")
       Fs.writeFileSync(Path.join(dataDir, "postmaster.pid"), `${process.pid}\n${dataDir}\n`)
 
-      const error = yield* Effect.flip(Effect.scoped(start(dataDir, yield* freePort)))
+      const error = yield* Effect.flip(Effect.scoped(start(dataDir, yield* Effect.promise(freePort))))
       expect(error).toBeInstanceOf(EmbeddedPostgresError)
       expect(error.message).toContain(`names pid ${process.pid}`)
       expect(error.message).toContain(`delete ${Path.join(dataDir, "postmaster.pid")}`)

@@ -19,6 +19,7 @@ import type { ServerEvent } from "./support/ChatClient.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
 import { get } from "./support/Http.js"
 import { RawSocket } from "./support/RawSocket.js"
+import { report } from "./support/Report.js"
 
 const MAX_MESSAGE_CHARS = 200
 /** What the README promises: a frame over the byte limit is MESSAGE_TOO_LARGE; the service allows 6 bytes a character plus an envelope. */
@@ -337,9 +338,15 @@ describe("fuzz", () => {
         expect(yield* storedMessages(app, other.id), "nothing reached the other project").toStrictEqual([])
         expect(answerErrors, "no answer failed").toStrictEqual([])
         for (const socket of sockets) for (const frame of socket.frames) expect(frame).not.toContain(TEST_API_KEY)
-        console.log(
-          `[fuzz] ${frames} frames (+${frames} fence pings) on ${sockets.length} connections; ${accepted.size} messages accepted, ${busy} BUSY, ${acknowledged} retries acknowledged; ${fake.chatRequests().length} Claude requests`
-        )
+        report("fuzz", {
+          frames,
+          fencePings: frames,
+          connections: sockets.length,
+          accepted: accepted.size,
+          busy,
+          retriesAcknowledged: acknowledged,
+          claudeRequests: fake.chatRequests().length
+        })
         expect(frames).toBeGreaterThanOrEqual(45 * 40) // guaranteed by construction: 45 runs of at least 40 frames
       }),
     120_000

@@ -7,26 +7,16 @@
  */
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { rm } from "node:fs/promises"
-import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import type { TestProject } from "vitest/node"
 import { startEmbeddedPostgres } from "../src/db/EmbeddedPostgres.js"
+import { freePort } from "./support/FreePort.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string
   }
 }
-
-/** A port that was free a moment ago on 127.0.0.1. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer().once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 export default async function setup({ provide }: TestProject): Promise<() => Promise<void>> {
   const external = process.env["TEST_DATABASE_URL"]

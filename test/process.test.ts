@@ -9,16 +9,16 @@ import { Effect, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { randomBytes } from "node:crypto"
+import { freePort } from "./support/FreePort.js"
 import {
   awaitExit,
   awaitHealthy,
   awaitLine,
-  type ChildService,
   connectionRefused,
-  freePort,
   PROJECT_ROOT,
+  type ServiceProcess,
   spawnService
-} from "./support/ChildService.js"
+} from "./support/ServiceProcess.js"
 import { fetchAnswer, LIVENESS_TIMEOUT_MS } from "./support/Http.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
 import { freshDatabase } from "./support/TestDatabase.js"
@@ -53,14 +53,14 @@ const LogLine = Schema.Struct(
 type LogLine = typeof LogLine.Type
 
 /** Every stdout line as a JSON log object; fails the test on any line that is not one. */
-const logLinesOf = (service: ChildService): ReadonlyArray<LogLine> =>
+const logLinesOf = (service: ServiceProcess): ReadonlyArray<LogLine> =>
   service.lines().map((line) => {
     const parsed = Schema.decodeUnknownEither(Schema.parseJson(LogLine))(line)
     if (parsed._tag === "Left") throw new Error(`stdout line is not a JSON log object: ${line}\n${parsed.left.message}`)
     return parsed.right
   })
 
-const call = (service: ChildService, path: string, init: RequestInit = {}) =>
+const call = (service: ServiceProcess, path: string, init: RequestInit = {}) =>
   Effect.promise(() => fetchAnswer(`${service.url}${path}`, init))
 
 const jsonBody = (method: string, body: string): RequestInit => ({
@@ -112,7 +112,7 @@ describe("the service process", () => {
       expect((yield* call(service, "/openapi.json")).status).toBe(200)
       expect((yield* call(service, "/health")).status).toBe(200)
 
-      service.child.kill("SIGTERM")
+      service.signal("SIGTERM")
       expect(yield* awaitExit(service)).toEqual({ code: 0, signal: null })
 
       const lines = logLinesOf(service)
@@ -176,7 +176,7 @@ describe("the service process", () => {
       yield* awaitHealthy(service)
       expect((yield* call(service, "/api/projects")).status).toBe(200)
       expect((yield* call(service, "/api/nowhere")).status).toBe(404)
-      service.child.kill("SIGTERM")
+      service.signal("SIGTERM")
       expect(yield* awaitExit(service)).toEqual({ code: 0, signal: null })
       for (const line of logLinesOf(service)) expect(["error", "fatal"]).toContain(line.level)
     }))
@@ -200,7 +200,7 @@ describe("the service process", () => {
         while (proxy.bytesFromClients() === sentBefore) await new Promise((resolve) => setTimeout(resolve, 10))
       }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("the query never reached the database") }), Effect.orDie)
 
-      service.child.kill("SIGTERM")
+      service.signal("SIGTERM")
       yield* awaitLine(service, (line) => /shutting down/i.test(line))
 
       // New connections are refused while the in-flight request is still being served.
@@ -224,7 +224,8 @@ describe("the service process", () => {
       const dataDir = Path.join(PROJECT_ROOT, ".data", `process-test-${randomBytes(4).toString("hex")}`)
       dataDirs.push(dataDir)
       const pgPort = yield* Effect.promise(freePort)
-      const service = yield* spawnService({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort) })
+      // SIGTERM first if the test leaves it running, so that its PostgreSQL is stopped too.
+      const service = yield* spawnService({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort) }, { stop: "terminate" })
       yield* awaitHealthy(service, 90_000)
       expect(processesUsing(dataDir).length).toBeGreaterThan(0)
 
@@ -233,7 +234,7 @@ describe("the service process", () => {
       const list = decodeExact(WireProjectList, (yield* call(service, "/api/projects")).json)
       expect(list.projects.map((p) => p.title)).toEqual(["Embedded"])
 
-      service.child.kill("SIGTERM")
+      service.signal("SIGTERM")
       expect(yield* awaitExit(service)).toEqual({ code: 0, signal: null })
       expect(processesUsing(dataDir)).toEqual([])
       // The server's own output went to debug logs, not raw onto stdout.

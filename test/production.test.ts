@@ -1,65 +1,25 @@
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
-import { execFile, spawn } from "node:child_process"
-import * as Net from "node:net"
-import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import WebSocket from "ws"
 import { FakeAnthropicScoped } from "./support/FakeAnthropic.js"
+import { awaitExit, awaitHealthy, PROJECT_ROOT, spawnService } from "./support/ServiceProcess.js"
 import { freshDatabase } from "./support/TestDatabase.js"
 
 /**
  * The production path exactly as the image runs it: compiled JavaScript (`node
  * dist/main.js`), NODE_ENV=production, a real PostgreSQL and (the fake) Anthropic API.
  */
-const ROOT = fileURLToPath(new URL("..", import.meta.url))
 const API_KEY = "sk-ant-prod-test-7f3a9c"
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
+const runCompiled = (env: Record<string, string>) => spawnService({ NODE_ENV: "production", ...env }, { entry: "compiled" })
 
-interface Run {
-  readonly url: string
-  readonly output: () => string
-  readonly exit: Promise<number | null>
-  readonly stop: () => void
-}
-
-const runCompiled = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.promise(async (): Promise<Run> => {
-      const port = await freePort()
-      const child = spawn(process.execPath, ["dist/main.js"], {
-        cwd: ROOT,
-        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production", HOST: "127.0.0.1", PORT: String(port), ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let output = ""
-      child.stdout.setEncoding("utf8").on("data", (text: string) => (output += text))
-      child.stderr.setEncoding("utf8").on("data", (text: string) => (output += text))
-      const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-      return { url: `http://127.0.0.1:${port}`, output: () => output, exit, stop: () => child.kill("SIGTERM") }
-    }),
-    (run) => Effect.sync(() => run.stop())
-  )
-
-const waitHealthy = (url: string) =>
-  Effect.tryPromise(() => fetch(`${url}/health`)).pipe(
-    Effect.filterOrFail((response) => response.status === 200),
-    Effect.retry({ times: 300, schedule: Schedule.spaced("100 millis") }),
-    Effect.flatMap((response) => Effect.promise(() => response.json() as Promise<Record<string, unknown>>))
-  )
-
-const chatTurn = (url: string, projectId: string) =>
+const chatTurn = (wsUrl: string, projectId: string) =>
   Effect.promise(
     () =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
-        const socket = new WebSocket(`${url.replace("http", "ws")}/ws/chat?projectId=${projectId}`)
+        const socket = new WebSocket(`${wsUrl}/ws/chat?projectId=${projectId}`)
         socket.on("open", () => socket.send(JSON.stringify({ type: "chat_message", content: "Build me an inventory tracker" })))
         socket.on("message", (data: Buffer) => {
           const event = JSON.parse(data.toString("utf8")) as Record<string, unknown>
@@ -74,7 +34,7 @@ const chatTurn = (url: string, projectId: string) =>
 
 describe("the production build", () => {
   // The image's build step: TypeScript compiled to dist/.
-  beforeAll(() => promisify(execFile)("npm", ["run", "build"], { cwd: ROOT }), 120_000)
+  beforeAll(() => promisify(execFile)("npm", ["run", "build"], { cwd: PROJECT_ROOT }), 120_000)
 
   it.live("compiles and serves REST and chat with NODE_ENV=production, then stops on SIGTERM with exit 0", () =>
     Effect.scoped(
@@ -83,16 +43,16 @@ describe("the production build", () => {
         fake.setDefault({ kind: "text", chunks: ["Here it is:\n", "```python\nitems = []\n```\n"] })
         const databaseUrl = yield* freshDatabase
         const run = yield* runCompiled({ DATABASE_URL: databaseUrl, CLAUDE_API_KEY: API_KEY, CLAUDE_BASE_URL: fake.url })
-        const health = yield* waitHealthy(run.url)
+        const health = yield* awaitHealthy(run)
         expect(health).toMatchObject({ status: "healthy", database: "connected", model: "claude" })
         const project = yield* Effect.promise(() =>
           fetch(`${run.url}/api/projects`, { method: "POST" }).then((r) => r.json() as Promise<{ id: string }>)
         )
-        const complete = yield* chatTurn(run.url, project.id)
+        const complete = yield* chatTurn(run.wsUrl, project.id)
         expect(complete).toMatchObject({ type: "message_complete", status: "complete", codeBlocks: [{ language: "python" }] })
         expect(fake.requests.some((request) => request.headers["authorization"] === `Bearer ${API_KEY}` || request.headers["x-api-key"] === API_KEY)).toBe(true)
-        run.stop()
-        expect(yield* Effect.promise(() => run.exit)).toBe(0)
+        run.signal("SIGTERM")
+        expect((yield* awaitExit(run)).code).toBe(0)
         expect(run.output()).not.toContain(API_KEY)
         for (const line of run.output().trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
       })
@@ -102,7 +62,7 @@ describe("the production build", () => {
     Effect.scoped(
       Effect.gen(function* () {
         const run = yield* runCompiled({})
-        expect(yield* Effect.promise(() => run.exit)).toBe(1)
+        expect((yield* awaitExit(run)).code).toBe(1)
         const lines = run.output().trim().split("\n")
         expect(lines).toHaveLength(1)
         const entry = JSON.parse(lines[0] ?? "{}") as { level: string; message: string }

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto"
 import { get, rawRequest, request, sendJson } from "./support/Http.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
 import { startApp } from "./support/BoundedApp.js"
+import { getProject, newProject } from "./support/ChatApp.js"
 import type { TestApp } from "./support/TestApp.js"
 import { freshDatabase } from "./support/TestDatabase.js"
 import {
@@ -16,8 +17,7 @@ import {
   expectError,
   UUID,
   WireProject,
-  WireProjectList,
-  WireProjectWithMessages
+  WireProjectList
 } from "./support/Wire.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -28,26 +28,11 @@ const createProject = (app: TestApp, body?: unknown) =>
     ? request(`${app.url}/api/projects`, { method: "POST" })
     : sendJson("POST", `${app.url}/api/projects`, body)
 
-/** Creates a project and returns it, failing the test unless the answer is a 201 project. */
-const newProject = (app: TestApp, title?: string) =>
-  Effect.gen(function* () {
-    const answer = yield* createProject(app, title === undefined ? {} : { title })
-    expect(answer.status).toBe(201)
-    return decodeExact(WireProject, answer.json)
-  })
-
 const listProjects = (app: TestApp) =>
   Effect.gen(function* () {
     const answer = yield* get(`${app.url}/api/projects`)
     expect(answer.status).toBe(200)
     return decodeExact(WireProjectList, answer.json)
-  })
-
-const getProject = (app: TestApp, id: string) =>
-  Effect.gen(function* () {
-    const answer = yield* get(`${app.url}/api/projects/${id}`)
-    expect(answer.status).toBe(200)
-    return decodeExact(WireProjectWithMessages, answer.json)
   })
 
 interface StoredMessage {

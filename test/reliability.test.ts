@@ -10,18 +10,18 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { randomUUID } from "node:crypto"
 import {
+  claudeProject,
   countMessages,
   eventually,
   fakeIdle,
   getProject,
   newProject,
-  startClaudeApp,
   storedMessages,
   TEST_API_KEY
 } from "./support/ChatApp.js"
 import { type ChatClient, connect, type ErrorEvent, type MessageComplete, settle } from "./support/ChatClient.js"
 import type { FakeReply } from "./support/FakeAnthropic.js"
-import { type FakeRouter, FakeRouterScoped } from "./support/FakeRouter.js"
+import type { FakeRouter } from "./support/FakeRouter.js"
 import { get } from "./support/Http.js"
 import {
   answerEvents,
@@ -32,8 +32,10 @@ import {
   messageRow,
   expectNoSecret,
   numberedChunks,
-  seenChunk
+  seenChunk,
+  startAnswer
 } from "./support/Reliability.js"
+import { report } from "./support/Report.js"
 import { SteppedAnthropicScoped } from "./support/SteppedAnthropic.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
 import type { TestApp } from "./support/TestApp.js"
@@ -66,27 +68,22 @@ const streamedBodies = (fake: FakeRouter) => fake.chatRequests()
 const rolesOf = (body: { readonly messages: ReadonlyArray<{ readonly role: string }> } | undefined) =>
   body?.messages.map((m) => m.role)
 
-/** Sends a chat message and returns its non-resumed message_start. */
-const startAnswer = (client: ChatClient, content: string, extra: Record<string, unknown> = {}) =>
-  Effect.zipRight(
-    client.chat(content, extra),
-    client.next(
-      (e) => e.type === "message_start" && e.resumed !== true,
-      15_000,
-      "the message_start of a new answer"
-    )
-  ).pipe(Effect.map((e) => e as Extract<typeof e, { type: "message_start" }>))
+/** The service answered by a stepped fake (each chunk is sent when the test says so), and a new project. */
+const steppedProject = (title: string) =>
+  Effect.gen(function* () {
+    const stepper = yield* SteppedAnthropicScoped
+    const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+    const project = yield* newProject(app, title)
+    return { stepper, app, project }
+  })
 
 const isEnd = (e: { readonly type: string }) => e.type === "message_complete" || e.type === "error"
 
 describe("disconnect", () => {
   it.scopedLive("a client that drops mid-stream does not stop the answer: it completes and is stored in full", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
       const chunks = numberedChunks(20)
-      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 30 })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Disconnect")
+      const { fake, app, project } = yield* claudeProject({ title: "Disconnect", replies: [{ kind: "text", chunks, chunkDelayMs: 30 }] })
       const client = yield* open(app, project.id)
       const start = yield* startAnswer(client, "Build me a tracker")
       yield* seenChunk(client, start.messageId, 3)
@@ -106,11 +103,8 @@ describe("disconnect", () => {
 
   it.scopedLive("every connection closing cleanly (close frame) does not stop the answer either", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
       const chunks = numberedChunks(15)
-      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 30 })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Disconnect 2")
+      const { fake, app, project } = yield* claudeProject({ title: "Disconnect 2", replies: [{ kind: "text", chunks, chunkDelayMs: 30 }] })
       const a = yield* open(app, project.id)
       const b = yield* open(app, project.id)
       const start = yield* startAnswer(a, "Build me a tracker")
@@ -128,9 +122,7 @@ describe("rejoin", () => {
     "joining after every chunk position k = 0..50 of a 50-chunk answer: resumed start, one catch-up chunk, then live chunks; each assembles exactly the stored text",
     () =>
       Effect.gen(function* () {
-        const stepper = yield* SteppedAnthropicScoped
-        const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
-        const project = yield* newProject(app, "Rejoin")
+        const { stepper, app, project } = yield* steppedProject("Rejoin")
         const chunks = numberedChunks(50)
         const prefix = (k: number) => chunks.slice(0, k).join("")
 
@@ -212,11 +204,8 @@ describe("rejoin", () => {
     "clients joining and dropping at arbitrary moments of a timed 50-chunk answer assemble the stored text (nothing missing or repeated)",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
         const chunks = numberedChunks(50)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 15 })
-        const app = yield* startClaudeApp(fake)
-        const project = yield* newProject(app, "Rejoin timed")
+        const { app, project } = yield* claudeProject({ title: "Rejoin timed", replies: [{ kind: "text", chunks, chunkDelayMs: 15 }] })
         const watcher = yield* open(app, project.id)
         const start = yield* startAnswer(watcher, "Fifty chunks please")
         const id = start.messageId
@@ -277,9 +266,11 @@ describe("rejoin", () => {
         const sessionText = lastClient !== undefined && answerEvents(lastClient, id).some(isEnd) ? session.text : row.content
         expect(row.content.startsWith(session.text)).toBe(true)
         expect(sessionText).toBe(row.content)
-        console.log(
-          `[rejoin timed] ${new Set(positions).size} distinct catch-up positions of 50; session connections: ${connections}; duplicates dropped: ${session.duplicates}`
-        )
+        report("rejoin timed", {
+          distinctCatchUpPositionsOf50: new Set(positions).size,
+          sessionConnections: connections,
+          duplicatesDropped: session.duplicates
+        })
       }),
     60_000
   )
@@ -290,9 +281,7 @@ describe("idempotent send (clientMessageId)", () => {
     "the same clientMessageId sent again — same and new connection, while streaming and after completion — makes one user message, one answer, one Claude request, and is acknowledged",
     () =>
       Effect.gen(function* () {
-        const stepper = yield* SteppedAnthropicScoped
-        const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
-        const project = yield* newProject(app, "Idempotent")
+        const { stepper, app, project } = yield* steppedProject("Idempotent")
         const cmid = `retry-${randomUUID()}`
         const chunks = numberedChunks(6)
 
@@ -358,9 +347,7 @@ describe("idempotent send (clientMessageId)", () => {
 
   it.scopedLive("a retry of an answered message is acknowledged (not BUSY) while another answer of the project streams", () =>
     Effect.gen(function* () {
-      const stepper = yield* SteppedAnthropicScoped
-      const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
-      const project = yield* newProject(app, "Idempotent busy")
+      const { stepper, app, project } = yield* steppedProject("Idempotent busy")
       const a = yield* open(app, project.id)
       const first = yield* startAnswer(a, "first", { clientMessageId: "m-1" })
       const s1 = yield* Effect.promise(() => stepper.nextStream())
@@ -399,10 +386,7 @@ describe("cancel", () => {
     "cancel from a second connection aborts the upstream request, stores the partial answer as cancelled and tells every connection; repeats are harmless; chat goes on",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        fake.enqueueChat({ kind: "stall", chunks: ["one ", "two ", "three "] })
-        const app = yield* startClaudeApp(fake)
-        const project = yield* newProject(app, "Cancel")
+        const { fake, app, project } = yield* claudeProject({ title: "Cancel", replies: [{ kind: "stall", chunks: ["one ", "two ", "three "] }] })
         const a = yield* open(app, project.id)
         const b = yield* open(app, project.id)
         const start = yield* startAnswer(a, "Write something long")
@@ -458,10 +442,10 @@ describe("cancel", () => {
 
   it.scopedLive("cancel by messageId from the sender, then a cancel with a malformed id is a validation error on a usable connection", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      fake.enqueueChat({ kind: "text", chunks: numberedChunks(200), chunkDelayMs: 20 })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Cancel 2")
+      const { fake, app, project } = yield* claudeProject({
+        title: "Cancel 2",
+        replies: [{ kind: "text", chunks: numberedChunks(200), chunkDelayMs: 20 }]
+      })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "Long one")
       yield* seenChunk(a, start.messageId, 2)
@@ -483,10 +467,11 @@ describe("cancel", () => {
 
   it.scopedLive("cancel while the SDK waits to retry a 529: the answer ends cancelled and no request is sent after the cancel", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      fake.enqueueChat({ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 2 }, { kind: "text", chunks: ["late"] })
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
-      const project = yield* newProject(app, "Cancel retry")
+      const { fake, app, project } = yield* claudeProject({
+        title: "Cancel retry",
+        env: { CLAUDE_MAX_RETRIES: "2" },
+        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 2 }, { kind: "text", chunks: ["late"] }]
+      })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "hello")
       yield* eventually("the first attempt reached the fake", Effect.sync(() => streamedBodies(fake).length), (n) => n >= 1)
@@ -511,10 +496,7 @@ describe("Claude failures", () => {
   ) =>
     it.scopedLive(name, () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        fake.enqueueChat(reply)
-        const app = yield* startClaudeApp(fake, env)
-        const project = yield* newProject(app, "Failures")
+        const { fake, app, project } = yield* claudeProject({ title: "Failures", env, replies: [reply] })
         const a = yield* open(app, project.id)
         const b = yield* open(app, project.id)
         const start = yield* startAnswer(a, "Build me a calculator")
@@ -562,13 +544,11 @@ describe("Claude failures", () => {
 
   it.scopedLive("a 529 before the stream is retried by the SDK (CLAUDE_MAX_RETRIES=2) and the answer succeeds", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      fake.enqueueChat(
-        { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 },
-        { kind: "text", chunks: ["after ", "a retry"] }
-      )
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
-      const project = yield* newProject(app, "Retry")
+      const { fake, app, project } = yield* claudeProject({
+        title: "Retry",
+        env: { CLAUDE_MAX_RETRIES: "2" },
+        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 }, { kind: "text", chunks: ["after ", "a retry"] }]
+      })
       const a = yield* open(app, project.id)
       const answer = yield* a.ask("hello", 20_000)
       expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "after a retry" })
@@ -578,11 +558,12 @@ describe("Claude failures", () => {
 
   it.scopedLive("529 three times: AI_OVERLOADED after the SDK's retries; the answer is stored as an empty error; next message works", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
       const overloaded = { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 } as const
-      fake.enqueueChat(overloaded, overloaded, overloaded)
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "2" })
-      const project = yield* newProject(app, "Overloaded")
+      const { fake, app, project } = yield* claudeProject({
+        title: "Overloaded",
+        env: { CLAUDE_MAX_RETRIES: "2" },
+        replies: [overloaded, overloaded, overloaded]
+      })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "hello")
       const answer = yield* a.untilComplete(start.messageId, 20_000)
@@ -603,10 +584,11 @@ describe("Claude failures", () => {
 
   it.scopedLive("429 with no retries left: AI_RATE_LIMITED", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      fake.enqueueChat({ kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0 })
-      const app = yield* startClaudeApp(fake, { CLAUDE_MAX_RETRIES: "0" })
-      const project = yield* newProject(app, "Rate limited")
+      const { fake, app, project } = yield* claudeProject({
+        title: "Rate limited",
+        env: { CLAUDE_MAX_RETRIES: "0" },
+        replies: [{ kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0 }]
+      })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "hello")
       const answer = yield* a.untilComplete(start.messageId)
@@ -616,12 +598,14 @@ describe("Claude failures", () => {
 
   it.scopedLive("an SDK error whose text carries the API key: the client gets AI_AUTH_ERROR and never the key", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
       const leaky = `invalid x-api-key: ${TEST_API_KEY}`
-      fake.enqueueChat({ kind: "httpError", errorType: "authentication_error", message: leaky })
-      fake.enqueueChat({ kind: "midStreamError", chunks: ["x"], errorType: "api_error", message: leaky })
-      const app = yield* startClaudeApp(fake)
-      const project = yield* newProject(app, "Secrets")
+      const { app, project } = yield* claudeProject({
+        title: "Secrets",
+        replies: [
+          { kind: "httpError", errorType: "authentication_error", message: leaky },
+          { kind: "midStreamError", chunks: ["x"], errorType: "api_error", message: leaky }
+        ]
+      })
       const a = yield* open(app, project.id)
       const first = yield* startAnswer(a, "hello")
       const one = yield* a.untilComplete(first.messageId)
@@ -642,12 +626,13 @@ describe("checkpoints", () => {
     "while an answer streams its row is `streaming` with a growing prefix of the final text, written at most every CHECKPOINT_INTERVAL_MS (far fewer writes than chunks)",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
         // Many chunks per interval (about 10 per 200 ms), so the bound below has a wide margin even on a slow machine.
         const chunks = numberedChunks(120)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 20 })
-        const app = yield* startClaudeApp(fake, { CHECKPOINT_INTERVAL_MS: "200" })
-        const project = yield* newProject(app, "Checkpoints")
+        const { app, project } = yield* claudeProject({
+          title: "Checkpoints",
+          env: { CHECKPOINT_INTERVAL_MS: "200" },
+          replies: [{ kind: "text", chunks, chunkDelayMs: 20 }]
+        })
         // Counts every write to a message row, in the database itself.
         yield* app.sql.unsafe(`
           CREATE TABLE test_message_writes (n BIGSERIAL, message_id UUID, status TEXT, length INT);
@@ -693,10 +678,15 @@ describe("checkpoints", () => {
         }
         yield* settle(300)
         const updatesAfter = yield* nTupUpd(app)
-        console.log(
-          `[checkpoints] ${chunks.length} chunks × 20 ms, CHECKPOINT_INTERVAL_MS=200: ${checkpoints.length} checkpoint writes + 1 final write; ` +
-            `pg_stat n_tup_upd(messages) delta (may lag): ${updatesAfter - updatesBefore}`
-        )
+        report("checkpoints", {
+          chunks: chunks.length,
+          chunkDelayMs: 20,
+          checkpointIntervalMs: 200,
+          checkpointWrites: checkpoints.length,
+          finalWrites: 1,
+          // pg_stat's n_tup_upd of `messages`; the statistics may lag.
+          statUpdatesDelta: updatesAfter - updatesBefore
+        })
       }),
     30_000
   )
@@ -715,9 +705,7 @@ describe("database outage", () => {
       Effect.gen(function* () {
         const database = yield* freshDatabase
         const proxy = yield* TcpProxyScoped(targetOf(database))
-        const fake = yield* FakeRouterScoped()
-        const app = yield* startClaudeApp(fake, { DATABASE_URL: proxy.urlFor(database) })
-        const project = yield* newProject(app, "Outage")
+        const { fake, app, project } = yield* claudeProject({ title: "Outage", env: { DATABASE_URL: proxy.urlFor(database) } })
         const a = yield* open(app, project.id)
         yield* a.ping()
 
@@ -753,11 +741,12 @@ describe("database outage", () => {
       Effect.gen(function* () {
         const database = yield* freshDatabase
         const proxy = yield* TcpProxyScoped(targetOf(database))
-        const fake = yield* FakeRouterScoped()
         const chunks = numberedChunks(20)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
-        const app = yield* startClaudeApp(fake, { DATABASE_URL: proxy.urlFor(database), CHECKPOINT_INTERVAL_MS: "200", SHUTDOWN_GRACE_SECONDS: "5" })
-        const project = yield* newProject(app, "Outage mid-answer")
+        const { app, project } = yield* claudeProject({
+          title: "Outage mid-answer",
+          env: { DATABASE_URL: proxy.urlFor(database), CHECKPOINT_INTERVAL_MS: "200", SHUTDOWN_GRACE_SECONDS: "5" },
+          replies: [{ kind: "text", chunks, chunkDelayMs: 50 }]
+        })
         const a = yield* open(app, project.id)
         const start = yield* startAnswer(a, "A long answer")
         yield* seenChunk(a, start.messageId, 3)

@@ -8,15 +8,23 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Http from "node:http"
-import { eventually, fakeIdle, TEST_API_KEY } from "./support/ChatApp.js"
+import { eventually, fakeIdle, getProject, newProject, TEST_API_KEY } from "./support/ChatApp.js"
 import { type ChatClient, connect } from "./support/ChatClient.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
-import { get, sendJson } from "./support/Http.js"
-import { answerEvents, chunksOf, directSql, expectExactView, messageRow, numberedChunks, seenChunk } from "./support/Reliability.js"
-import { awaitExit, freePort, type ServiceProcess, spawnService } from "./support/ServiceProcess.js"
+import {
+  answerEvents,
+  chunksOf,
+  directSql,
+  expectExactView,
+  messageRow,
+  numberedChunks,
+  seenChunk,
+  startAnswer
+} from "./support/Reliability.js"
+import { report } from "./support/Report.js"
+import { awaitExit, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
 import { freshDatabase } from "./support/TestDatabase.js"
-import { decodeExact, WireProject, WireProjectWithMessages } from "./support/Wire.js"
 
 const clients: Array<ChatClient> = []
 const processes: Array<ServiceProcess> = []
@@ -30,30 +38,27 @@ afterAll(() => {
 })
 
 const start = (env: Record<string, string>) =>
-  Effect.tap(spawnService(env), (service) => Effect.sync(() => processes.push(service)))
+  Effect.tap(spawnHealthyService(env), (service) => Effect.sync(() => processes.push(service)))
 
 const open = (service: ServiceProcess, projectId: string) =>
   Effect.tap(connect(service.wsUrl, projectId), (client) => Effect.sync(() => clients.push(client)))
 
-const createProject = (service: ServiceProcess, title?: string) =>
-  Effect.gen(function* () {
-    const answer = yield* sendJson("POST", `${service.url}/api/projects`, title === undefined ? {} : { title })
-    expect(answer.status).toBe(201)
-    return decodeExact(WireProject, answer.json)
+/** A fake whose next chat answer is `count` numbered chunks, `chunkDelayMs` apart. */
+const fakeAnswering = (count: number, chunkDelayMs: number) =>
+  Effect.map(FakeRouterScoped(), (fake) => {
+    const chunks = numberedChunks(count)
+    fake.enqueueChat({ kind: "text", chunks, chunkDelayMs })
+    return { fake, text: chunks.join("") }
   })
 
-const projectOf = (service: ServiceProcess, id: string) =>
+/** A new project on `service` (titled when `title` is given), a client on it, and an answer started there. */
+const answerStarted = (service: ServiceProcess, content: string, title?: string) =>
   Effect.gen(function* () {
-    const answer = yield* get(`${service.url}/api/projects/${id}`)
-    expect(answer.status).toBe(200)
-    return decodeExact(WireProjectWithMessages, answer.json)
+    const project = yield* newProject(service, title)
+    const client = yield* open(service, project.id)
+    const answer = yield* startAnswer(client, content)
+    return { project, client, messageId: answer.messageId }
   })
-
-const startAnswer = (client: ChatClient, content: string, extra: Record<string, unknown> = {}) =>
-  Effect.zipRight(
-    client.chat(content, extra),
-    client.next((e) => e.type === "message_start" && e.resumed !== true, 20_000, "a new answer's message_start")
-  ).pipe(Effect.map((e) => e as Extract<typeof e, { type: "message_start" }>))
 
 /** One GET /health on a fresh TCP connection: its status and body, or the connection error's code. */
 const healthProbe = (service: ServiceProcess) =>
@@ -76,6 +81,10 @@ const healthProbe = (service: ServiceProcess) =>
     req.on("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed({ error: error.code ?? error.message })))
   })
 
+/** Draining has started once /health stops answering 200: waits for that, and returns what the probe got. */
+const drainingStarted = (service: ServiceProcess) =>
+  eventually("/health stops answering 200", healthProbe(service), (result) => !("status" in result && result.status === 200), 10_000)
+
 /** Environment of a service process talking to the fake, on its own fresh database. */
 const serviceEnv = (databaseUrl: string, fakeUrl: string, extra: Record<string, string> = {}) => ({
   DATABASE_URL: databaseUrl,
@@ -87,25 +96,39 @@ const serviceEnv = (databaseUrl: string, fakeUrl: string, extra: Record<string, 
   ...extra
 })
 
+/**
+ * A service process on a database behind a proxy, whose answer (10 chunks) the client has
+ * seen complete while the database was unreachable: the answer is not stored yet.
+ */
+const answeredDuringOutage = (title: string, graceSeconds: string) =>
+  Effect.gen(function* () {
+    const { fake, text } = yield* fakeAnswering(10, 50)
+    const database = yield* freshDatabase
+    const proxy = yield* TcpProxyScoped(targetOf(database))
+    const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: graceSeconds }))
+    const { client, messageId } = yield* answerStarted(service, "Something", title)
+    yield* seenChunk(client, messageId, 2)
+    proxy.pause()
+    // The client gets the whole answer even though it cannot be stored now.
+    const end = yield* client.untilComplete(messageId, 30_000)
+    expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text })
+    return { database, proxy, service, messageId, text }
+  })
+
 describe("crash recovery (SIGKILL)", () => {
   it.scopedLive(
     "an answer cut by SIGKILL becomes `interrupted` at the next start with its checkpointed text, and the project works normally afterwards",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
+        const { fake, text } = yield* fakeAnswering(400, 25)
         // The title call fails with an error whose text carries the key: it must reach no log line.
         fake.setTitle({ kind: "httpError", errorType: "authentication_error", message: `invalid x-api-key: ${TEST_API_KEY}` })
-        const chunks = numberedChunks(400)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 25 })
         const database = yield* freshDatabase
         const sql = yield* directSql(database)
         const env = serviceEnv(database, fake.url)
 
         const first = yield* start(env)
-        const project = yield* createProject(first)
-        const client = yield* open(first, project.id)
-        const answer = yield* startAnswer(client, "Build me a big app")
-        const id = answer.messageId
+        const { project, client, messageId: id } = yield* answerStarted(first, "Build me a big app")
 
         // Wait until a checkpoint has stored some text, then kill the process outright.
         const checkpointed = yield* eventually(
@@ -128,15 +151,16 @@ describe("crash recovery (SIGKILL)", () => {
         expect(atKill?.status).toBe("streaming")
         expect(atKill!.content.startsWith(checkpointed!.content)).toBe(true)
         expect(seen.startsWith(atKill!.content), "the checkpoint is a prefix of what the client saw").toBe(true)
-        expect(atKill!.content.length, "the checkpoint is not the whole answer").toBeLessThan(chunks.join("").length)
+        expect(atKill!.content.length, "the checkpoint is not the whole answer").toBeLessThan(text.length)
 
-        const second = yield* start({ ...env, PORT: String(yield* Effect.promise(freePort)) })
+        // A new process (on a port of its own) finds the answer left streaming.
+        const second = yield* start(env)
         const recovered = yield* messageRow(sql, id)
         expect(recovered).toStrictEqual({ status: "interrupted", content: atKill!.content })
         const warned = second.logs().find((line) => line["message"] === "answers left streaming by a crash were marked interrupted")
         expect(warned?.["count"]).toBe(1)
 
-        const viaRest = yield* projectOf(second, project.id)
+        const viaRest = yield* getProject(second, project.id)
         expect(viaRest.messages.map((m) => [m.role, m.status, m.content])).toStrictEqual([
           ["user", "complete", "Build me a big app"],
           ["assistant", "interrupted", atKill!.content]
@@ -164,13 +188,11 @@ describe("graceful shutdown (SIGTERM)", () => {
     "SIGTERM with a long answer in flight: draining, SHUTTING_DOWN for new messages, `interrupted` after the grace, close 1001, exit 0",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        const chunks = numberedChunks(100)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 }) // about 10 s: longer than the grace
+        const { fake, text } = yield* fakeAnswering(100, 100) // about 10 s: longer than the grace
         const database = yield* freshDatabase
         const sql = yield* directSql(database)
         const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "2" }))
-        const project = yield* createProject(service, "Shutdown")
+        const project = yield* newProject(service, "Shutdown")
         const a = yield* open(service, project.id)
         const b = yield* open(service, project.id)
         const answer = yield* startAnswer(a, "Something long")
@@ -178,14 +200,8 @@ describe("graceful shutdown (SIGTERM)", () => {
         yield* seenChunk(a, id, 3)
 
         service.signal("SIGTERM")
-        // Draining has started once /health stops answering 200.
-        const probe = yield* eventually(
-          "/health stops answering 200",
-          healthProbe(service),
-          (result) => !("status" in result && result.status === 200),
-          10_000
-        )
-        console.log(`[shutdown] /health during the drain: ${JSON.stringify(probe)}`)
+        const probe = yield* drainingStarted(service)
+        report("shutdown", { healthDuringDrain: probe })
         if ("status" in probe) {
           expect(probe).toMatchObject({ status: 503, body: { status: "draining" } })
         } else {
@@ -204,7 +220,7 @@ describe("graceful shutdown (SIGTERM)", () => {
         const seen = chunksOf(a, id).map((c) => c.content).join("")
         expect(end.end).toMatchObject({ type: "message_complete", status: "interrupted", fullContent: seen, stopReason: null })
         expect(seen.length).toBeGreaterThan(0)
-        expect(seen.length).toBeLessThan(chunks.join("").length)
+        expect(seen.length).toBeLessThan(text.length)
         expect(expectExactView(answerEvents(a, id), { resumed: false, messageId: id }).text).toBe(seen)
         const endB = yield* b.untilComplete(id, 30_000)
         expect(endB.end).toMatchObject({ status: "interrupted", fullContent: seen })
@@ -224,23 +240,19 @@ describe("graceful shutdown (SIGTERM)", () => {
 
   it.scopedLive("SIGTERM with a short answer in flight: it completes normally before the process exits 0", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeRouterScoped()
-      const chunks = numberedChunks(10)
-      fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 100 }) // about 1 s: well within the grace
+      const { fake, text } = yield* fakeAnswering(10, 100) // about 1 s: well within the grace
       const database = yield* freshDatabase
       const sql = yield* directSql(database)
       const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "20" }))
-      const project = yield* createProject(service, "Short")
-      const a = yield* open(service, project.id)
-      const answer = yield* startAnswer(a, "Something short")
-      yield* seenChunk(a, answer.messageId, 1)
+      const { client: a, messageId } = yield* answerStarted(service, "Something short", "Short")
+      yield* seenChunk(a, messageId, 1)
       service.signal("SIGTERM")
 
-      const end = yield* a.untilComplete(answer.messageId, 30_000)
-      expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join(""), stopReason: "end_turn" })
+      const end = yield* a.untilComplete(messageId, 30_000)
+      expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text, stopReason: "end_turn" })
       expect(yield* a.awaitClose(15_000)).toMatchObject({ code: 1001 })
       expect(yield* awaitExit(service)).toStrictEqual({ code: 0, signal: null })
-      expect(yield* messageRow(sql, answer.messageId)).toStrictEqual({ status: "complete", content: chunks.join("") })
+      expect(yield* messageRow(sql, messageId)).toStrictEqual({ status: "complete", content: text })
       expect(fake.fake.abortedStreams).toBe(0)
     }), 90_000)
 
@@ -248,31 +260,18 @@ describe("graceful shutdown (SIGTERM)", () => {
     "SIGTERM while a finished answer waits for the database to come back: the process still exits 0 within its bounds and logs the unstored answer by id",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        const chunks = numberedChunks(10)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
-        const database = yield* freshDatabase
-        const proxy = yield* TcpProxyScoped(targetOf(database))
-        const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: "2" }))
-        const project = yield* createProject(service, "Outage at shutdown")
-        const a = yield* open(service, project.id)
-        const answer = yield* startAnswer(a, "Something")
-        yield* seenChunk(a, answer.messageId, 2)
-        proxy.pause()
-        // The client gets the whole answer even though it cannot be stored now.
-        const end = yield* a.untilComplete(answer.messageId, 30_000)
-        expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
+        const { proxy, service, messageId } = yield* answeredDuringOutage("Outage at shutdown", "2")
         yield* eventually(
           "the service logs that it retries storing the answer",
           Effect.sync(() => service.logs()),
-          (lines) => lines.some((l) => l["level"] === "error" && l["messageId"] === answer.messageId),
+          (lines) => lines.some((l) => l["level"] === "error" && l["messageId"] === messageId),
           20_000
         )
 
         service.signal("SIGTERM")
         // Bounded: the grace (2 s), the final-write grace and the socket-close grace are a few seconds; 45 s is liveness only.
         expect(yield* awaitExit(service, 45_000)).toStrictEqual({ code: 0, signal: null })
-        const notStored = service.logs().filter((l) => l["messageId"] === answer.messageId && l["level"] === "error")
+        const notStored = service.logs().filter((l) => l["messageId"] === messageId && l["level"] === "error")
         expect(notStored.map((l) => l["message"])).toContain("service stopped before the database came back: answer not stored")
         proxy.resume()
       }),
@@ -283,34 +282,17 @@ describe("graceful shutdown (SIGTERM)", () => {
     "SIGTERM while a finished answer waits for the database, and the database returns during the shutdown: the answer clients saw is stored before exit",
     () =>
       Effect.gen(function* () {
-        const fake = yield* FakeRouterScoped()
-        const chunks = numberedChunks(10)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 50 })
-        const database = yield* freshDatabase
+        const { database, proxy, service, messageId, text } = yield* answeredDuringOutage("Outage at shutdown 2", "10")
         const sql = yield* directSql(database)
-        const proxy = yield* TcpProxyScoped(targetOf(database))
-        const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: "10" }))
-        const project = yield* createProject(service, "Outage at shutdown 2")
-        const a = yield* open(service, project.id)
-        const answer = yield* startAnswer(a, "Something")
-        yield* seenChunk(a, answer.messageId, 2)
-        proxy.pause()
-        const end = yield* a.untilComplete(answer.messageId, 30_000)
-        expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
 
         service.signal("SIGTERM")
-        yield* eventually(
-          "draining started",
-          healthProbe(service),
-          (result) => !("status" in result && result.status === 200),
-          10_000
-        )
+        yield* drainingStarted(service)
         proxy.resume()
         expect(yield* awaitExit(service, 45_000)).toStrictEqual({ code: 0, signal: null })
         expect(
-          yield* messageRow(sql, answer.messageId),
+          yield* messageRow(sql, messageId),
           "the answer the client saw complete is stored complete, not left to become `interrupted` with an older checkpoint"
-        ).toStrictEqual({ status: "complete", content: chunks.join("") })
+        ).toStrictEqual({ status: "complete", content: text })
       }),
     90_000
   )

@@ -4,7 +4,9 @@
  */
 import { expect } from "@effect/vitest"
 import { Effect } from "effect"
-import type { FakeRouter } from "./FakeRouter.js"
+import { connect } from "./ChatClient.js"
+import type { FakeReply } from "./FakeAnthropic.js"
+import { type FakeRouter, FakeRouterScoped } from "./FakeRouter.js"
 import { get, sendJson } from "./Http.js"
 import { startTestApp, type TestApp } from "./TestApp.js"
 import { decodeExact, WireProject, WireProjectWithMessages } from "./Wire.js"
@@ -30,19 +32,50 @@ export const startDemoApp = (env: Record<string, string> = {}) =>
   startTestApp({ SHUTDOWN_GRACE_SECONDS: "1", ...env })
 
 /** Creates a project (with a user title when given) and returns it. */
-export const newProject = (app: TestApp, title?: string) =>
+export const newProject = (app: Pick<TestApp, "url">, title?: string) =>
   Effect.gen(function* () {
     const answer = yield* sendJson("POST", `${app.url}/api/projects`, title === undefined ? {} : { title })
     expect(answer.status).toBe(201)
     return decodeExact(WireProject, answer.json)
   })
 
-export const getProject = (app: TestApp, id: string) =>
+export const getProject = (app: Pick<TestApp, "url">, id: string) =>
   Effect.gen(function* () {
     const answer = yield* get(`${app.url}/api/projects/${id}`)
     expect(answer.status).toBe(200)
     return decodeExact(WireProjectWithMessages, answer.json)
   })
+
+export interface ClaudeProjectOptions {
+  /** The project's title; the default title when omitted. */
+  readonly title?: string
+  /** Service configuration on top of `claudeEnv`. */
+  readonly env?: Record<string, string>
+  /** Replies queued for the first chat requests, in order. */
+  readonly replies?: ReadonlyArray<FakeReply>
+  /** The reply to every title request; `FakeRouterScoped`'s default when omitted. */
+  readonly titleReply?: FakeReply
+}
+
+/** A new fake, the service answered by it, and a new project. */
+export const claudeProject = (options: ClaudeProjectOptions = {}) =>
+  Effect.gen(function* () {
+    const fake = yield* FakeRouterScoped(options.titleReply)
+    fake.enqueueChat(...(options.replies ?? []))
+    const app = yield* startClaudeApp(fake, options.env)
+    const project = yield* newProject(app, options.title)
+    return { fake, app, project }
+  })
+
+/** `claudeProject`, and a client connected to the project. */
+export const claudeChat = (options: ClaudeProjectOptions = {}) =>
+  Effect.gen(function* () {
+    const setup = yield* claudeProject(options)
+    const client = yield* connect(setup.app.wsUrl, setup.project.id)
+    return { ...setup, client }
+  })
+
+export type ClaudeChat = Effect.Effect.Success<ReturnType<typeof claudeChat>>
 
 export interface MessageRowView {
   readonly id: string

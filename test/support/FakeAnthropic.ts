@@ -390,6 +390,12 @@ const finishStream = async (ctx: StreamContext, reply: TextReply): Promise<void>
   ctx.res.end();
 };
 
+/** The replies that never end the answer: the connection is cut, or left open until the client gives up. */
+const endWithoutAnswer = async (ctx: StreamContext, reply: SocketResetReply | StallReply): Promise<void> => {
+  if (reply.kind === "socketReset") ctx.cut();
+  else if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+};
+
 /** Runs a content reply as SSE; resolves when the fake is done with the response. */
 const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
   ctx.res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
@@ -404,11 +410,8 @@ const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: C
       return;
     }
     case "socketReset":
-      ctx.cut();
-      return;
     case "stall":
-      if (!ctx.signal.aborted) await once(ctx.signal, "abort");
-      return;
+      return endWithoutAnswer(ctx, reply);
   }
 };
 
@@ -433,11 +436,8 @@ const runNonStreaming = async (ctx: StreamContext, body: MessagesRequestBody, re
       sendError(ctx.res, { kind: "httpError", errorType: reply.errorType ?? "overloaded_error", ...messageOf(reply) });
       return;
     case "socketReset":
-      ctx.cut();
-      return;
     case "stall":
-      if (!ctx.signal.aborted) await once(ctx.signal, "abort");
-      return;
+      return endWithoutAnswer(ctx, reply);
   }
 };
 

@@ -7,7 +7,7 @@ import { expect } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted } from "effect"
-import type { ChatClient, MessageChunk, ServerEvent } from "./ChatClient.js"
+import type { ChatClient, MessageChunk, MessageStart, ServerEvent } from "./ChatClient.js"
 
 export interface ChunkLike {
   readonly seq: number
@@ -60,6 +60,13 @@ export const answerEvents = (client: ChatClient, messageId: string): ReadonlyArr
     (e) =>
       (e.type === "message_start" || e.type === "message_chunk" || e.type === "message_complete" || e.type === "error") &&
       e.messageId === messageId
+  )
+
+/** Sends a chat message and returns the `message_start` of the new answer (not a resumed one). */
+export const startAnswer = (client: ChatClient, content: string, extra: Record<string, unknown> = {}, timeoutMs = 20_000) =>
+  Effect.zipRight(
+    client.chat(content, extra),
+    client.next((e): e is MessageStart => e.type === "message_start" && e.resumed !== true, timeoutMs, "the message_start of a new answer")
   )
 
 /** Waits until a client has seen chunk `seq` (or a later one) of `messageId`. */
