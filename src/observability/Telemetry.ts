@@ -1,8 +1,21 @@
-import { NodeSdk } from "@effect/opentelemetry"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer, Option } from "effect"
 import { AppConfig } from "../Config.js"
+
+/** Loaded only when tracing is on: the OpenTelemetry SDK adds about 100 ms to startup. */
+const otlpTracing = (endpoint: string, serviceName: string) =>
+  Layer.unwrapEffect(
+    Effect.promise(async () => {
+      const [{ NodeSdk }, { OTLPTraceExporter }, { BatchSpanProcessor }] = await Promise.all([
+        import("@effect/opentelemetry"),
+        import("@opentelemetry/exporter-trace-otlp-http"),
+        import("@opentelemetry/sdk-trace-base")
+      ])
+      return NodeSdk.layer(() => ({
+        resource: { serviceName },
+        spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/traces` }))
+      }))
+    })
+  )
 
 /**
  * OpenTelemetry traces (OTLP over HTTP/JSON) when OTEL_EXPORTER_OTLP_ENDPOINT is set:
@@ -13,13 +26,7 @@ export const TelemetryLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
     Option.match(config.otlpEndpoint, {
       onNone: () => Layer.empty,
-      onSome: (endpoint) =>
-        NodeSdk.layer(() => ({
-          resource: { serviceName: config.otelServiceName },
-          spanProcessor: new BatchSpanProcessor(
-            new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/traces` })
-          )
-        }))
+      onSome: (endpoint) => otlpTracing(endpoint, config.otelServiceName)
     })
   )
 )
