@@ -1,6 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk"
 import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
-import { Duration, Effect, Layer, Redacted, Stream } from "effect"
+import { Duration, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import { Claude, claudeError, ClaudeError, type CompletionEvent, type CompletionRequest } from "./Claude.js"
 
@@ -59,6 +59,8 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
     Effect.gen(function* () {
       const config = yield* AppConfig
       const idleTimeout = config.claudeIdleTimeout
+      const idleMillis = Duration.toMillis(idleTimeout)
+      const watchdogPeriod = Duration.millis(Math.min(1000, idleMillis / 4))
       const client = new Anthropic({
         apiKey: Redacted.value(apiKey),
         baseURL: config.claudeBaseUrl,
@@ -84,19 +86,29 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
               }),
               (messageStream) => Effect.sync(() => messageStream.abort())
             ),
-            (messageStream) =>
-              Stream.fromAsyncIterable(messageStream, toClaudeError).pipe(
+            (messageStream) => {
+              const toEvents = completionEvents()
+              let lastEventAt = Date.now()
+              // One watchdog per answer rather than a timer per event: it fails the stream
+              // when no event has arrived for CLAUDE_IDLE_TIMEOUT_SECONDS.
+              const watchdog = Effect.suspend(() =>
+                Date.now() - lastEventAt > idleMillis
+                  ? Effect.fail(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`))
+                  : Effect.void
+              ).pipe(Effect.repeat(Schedule.spaced(watchdogPeriod)))
+              return Stream.fromAsyncIterable(messageStream, toClaudeError).pipe(
                 // The SDK's iterator can end quietly on an error that arrives while events are
                 // still queued (a mid-stream `event: error` right after the last deltas); done() rejects with it.
                 Stream.concat(
                   Stream.drain(Stream.fromEffect(Effect.tryPromise({ try: () => messageStream.done(), catch: toClaudeError })))
                 ),
-                Stream.timeoutFail(
-                  () => claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`),
-                  idleTimeout
-                ),
-                Stream.mapConcat(completionEvents())
+                Stream.mapConcat((event) => {
+                  lastEventAt = Date.now()
+                  return toEvents(event)
+                }),
+                Stream.interruptWhen(watchdog)
               )
+            }
           )
         ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
 

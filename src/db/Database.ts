@@ -5,15 +5,21 @@ import { AppConfig } from "../Config.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { runMigrations } from "./Migrations.js"
 
-/** How long a query may wait for a connection before the database counts as unreachable. */
-export const CONNECT_TIMEOUT = Duration.seconds(2)
+/**
+ * How long a query may wait for a connection (a free one from the pool, or a new one)
+ * before the database counts as unreachable. pg-pool applies it to waiting for a busy
+ * pool too, so it must cover bursts (a thousand answers starting at once), not only
+ * outages; an unreachable server is usually refused at once anyway, and /health probes
+ * with its own shorter limit.
+ */
+export const CONNECT_TIMEOUT = Duration.seconds(10)
 
 /** The client options shared by the service and the tests. */
 export const pgClientOptions = {
   transformResultNames: Str.snakeToCamel,
   transformQueryNames: Str.camelToSnake,
   connectTimeout: CONNECT_TIMEOUT,
-  maxConnections: 10,
+  maxConnections: 20,
   idleTimeout: Duration.seconds(30),
   applicationName: "go-chat-backend"
 } as const

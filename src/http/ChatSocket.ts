@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Deferred, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
 import type { Subscriber } from "../chat/Rooms.js"
@@ -25,18 +25,50 @@ type ChatFailure = ValidationError | MessageTooLarge | InvalidMessage | Shutting
 const codeOf = (error: ChatFailure): ServerErrorCode =>
   error._tag === "DatabaseUnavailable" ? "DB_ERROR" : error.code
 
-/** The protocol-level side of the connection that the platform's Socket does not expose. */
+/** The `ws` connection under the platform's Socket: sending, protocol pings, closing. */
 interface RawWebSocket {
+  readonly readyState: number
+  send(data: string): void
+  close(code: number, reason: string): void
   ping(): void
   terminate(): void
   on(event: "pong", listener: () => void): void
 }
 
+const OPEN = 1
+
 const isRawWebSocket = (value: unknown): value is RawWebSocket =>
   typeof value === "object" && value !== null &&
-  "ping" in value && typeof value.ping === "function" &&
-  "terminate" in value && typeof value.terminate === "function" &&
-  "on" in value && typeof value.on === "function"
+  "readyState" in value && typeof value.readyState === "number" &&
+  ["send", "close", "ping", "terminate", "on"].every((method) => typeof Reflect.get(value, method) === "function")
+
+/**
+ * One connection's outbound side. Events go straight to the socket (`ws` keeps them in
+ * order and buffers them), so a chunk costs one send and no fiber hop; events raised
+ * before the socket is open (a rejoin's catch-up) wait in a list until it is.
+ */
+const makeOutbox = () => {
+  let socket: RawWebSocket | undefined
+  const early: Array<string | { readonly code: number; readonly reason: string }> = []
+  const subscriber: Subscriber = {
+    send: (json) => {
+      if (socket === undefined) early.push(json)
+      else if (socket.readyState === OPEN) socket.send(json)
+    },
+    close: (code, reason) => {
+      if (socket === undefined) early.push({ code, reason })
+      else if (socket.readyState === OPEN) socket.close(code, reason)
+    }
+  }
+  const attach = (raw: RawWebSocket) => {
+    socket = raw
+    for (const item of early.splice(0)) {
+      if (typeof item === "string") subscriber.send(item)
+      else subscriber.close(item.code, item.reason)
+    }
+  }
+  return { subscriber, attach }
+}
 
 /**
  * The `ws` connection behind an upgraded request: `ws` keeps it on the TCP socket under
@@ -82,7 +114,7 @@ const checkOrigin = (allowed: ReadonlyArray<string>, origin: string | undefined)
 /**
  * `GET /ws/chat?projectId=…`: checks the handshake (UUID, origin, project), then serves
  * one connection. Frames are queued as they arrive and handled one at a time, in order;
- * events go out through one writer; pings run beside both.
+ * events go straight to the socket; pings run beside both.
  */
 export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function* () {
@@ -107,21 +139,16 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
 
     const serve = (projectId: ProjectId, request: HttpServerRequest.HttpServerRequest, socket: Socket.Socket) =>
       Effect.gen(function* () {
-        const outbound = yield* Queue.unbounded<string | Socket.CloseEvent>()
         const frames = yield* Queue.unbounded<string | Uint8Array>()
-        const opened = yield* Deferred.make<void>()
-        const subscriber: Subscriber = {
-          send: (json) => void outbound.unsafeOffer(json),
-          close: (code, reason) => void outbound.unsafeOffer(new Socket.CloseEvent(code, reason))
-        }
-        const write = yield* socket.writer
-
-        // The only writer: events leave in the order they were queued; a close ends it.
-        yield* Queue.take(outbound).pipe(
-          Effect.flatMap((item) => Effect.as(write(item), Socket.isCloseEvent(item))),
-          Effect.repeat({ until: (closed) => closed }),
-          Effect.ignore,
-          Effect.forkScoped
+        const { subscriber, attach } = makeOutbox()
+        const scope = yield* Effect.scope
+        const onOpen = Effect.suspend(() =>
+          Option.match(rawWebSocketOf(request), {
+            // The Node platform always serves WebSockets with `ws`; anything else is a bug here.
+            onNone: () => Effect.dieMessage("the upgraded connection is not a `ws` WebSocket"),
+            onSome: (raw) =>
+              Effect.sync(() => attach(raw)).pipe(Effect.zipRight(Effect.forkIn(heartbeat(raw), scope)), Effect.asVoid)
+          })
         )
 
         const handle = (data: string | Uint8Array) =>
@@ -153,19 +180,11 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
           )
         yield* Queue.take(frames).pipe(Effect.flatMap(handleSafely), Effect.forever, Effect.forkScoped)
 
-        yield* Deferred.await(opened).pipe(
-          Effect.zipRight(Effect.sync(() => rawWebSocketOf(request))),
-          Effect.flatMap(Option.match({ onNone: () => Effect.logWarning("no raw WebSocket: protocol pings are off"), onSome: heartbeat })),
-          Effect.forkScoped
-        )
-
         yield* chat.connect(projectId, subscriber)
         yield* Effect.logDebug("chat socket connected")
         // The handler returns nothing, so it runs in the socket's event callback: frames keep their order.
         yield* socket
-          .runRaw<void, never, never>((data) => void frames.unsafeOffer(data), {
-            onOpen: Deferred.complete(opened, Effect.void)
-          })
+          .runRaw<void, never, never>((data) => void frames.unsafeOffer(data), { onOpen })
           .pipe(Effect.catchAll((error) => Effect.logDebug("chat socket closed with an error", error)))
       }).pipe(Effect.scoped, Effect.annotateLogs("projectId", projectId))
 

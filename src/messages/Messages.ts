@@ -124,15 +124,15 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     /** The final text and status; code blocks are computed here, once. */
     const finish = (outcome: AnswerOutcome) => {
       const codeBlocks = extractCodeBlocks(outcome.content)
-      return sql`UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
-                   code_blocks = ${JSON.stringify(codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
-                   error_code = ${outcome.errorCode}, updated_at = NOW()
-                 WHERE id = ${outcome.id}`.pipe(
-        Effect.zipRight(
-          sql`UPDATE projects SET updated_at = NOW()
-              WHERE id = (SELECT project_id FROM messages WHERE id = ${outcome.id})`
-        ),
-        sql.withTransaction,
+      // One statement (one round trip, atomic): the message and its project's updatedAt.
+      return sql`WITH finished AS (
+                   UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
+                     code_blocks = ${JSON.stringify(codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
+                     error_code = ${outcome.errorCode}, updated_at = NOW()
+                   WHERE id = ${outcome.id}
+                   RETURNING project_id
+                 )
+                 UPDATE projects SET updated_at = NOW() FROM finished WHERE projects.id = finished.project_id`.pipe(
         orUnavailable,
         Effect.as(codeBlocks),
         Effect.withSpan("Messages.finish")
