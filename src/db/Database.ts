@@ -12,7 +12,7 @@ import { runMigrations } from "./Migrations.js"
  * outages; an unreachable server is usually refused at once anyway, and /health probes
  * with its own shorter limit.
  */
-export const CONNECT_TIMEOUT = Duration.seconds(10)
+export const CONNECT_TIMEOUT = Duration.seconds(5)
 
 /** The client options shared by the service and the tests. */
 export const pgClientOptions = {

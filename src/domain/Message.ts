@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { CodeBlock } from "./CodeBlock.js"
 import { MessageId, ProjectId } from "./Ids.js"
+import { TRUSTED } from "./Trusted.js"
 
 export const Role = Schema.Literal("user", "assistant")
 export type Role = typeof Role.Type
@@ -42,6 +43,6 @@ export class MessageRow extends Schema.Class<MessageRow>("MessageRow")({
       status: this.status,
       ...(this.role === "assistant" ? { codeBlocks: this.codeBlocks } : {}),
       createdAt: this.createdAt
-    })
+    }, TRUSTED)
   }
 }

@@ -4,6 +4,7 @@ import { orUnavailable } from "../db/SqlErrors.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
 import { MessageRow } from "../domain/Message.js"
+import { TRUSTED } from "../domain/Trusted.js"
 import { DEFAULT_TITLE, Project, ProjectSummary, ProjectWithMessages } from "../domain/Project.js"
 
 /** Who chose a title: the default is replaced by a generated one, a user's never is. */
@@ -24,7 +25,7 @@ export class ProjectRow extends Schema.Class<ProjectRow>("ProjectRow")({
   }
 
   toProject(): Project {
-    return new Project({ id: this.id, title: this.title, createdAt: this.createdAt, updatedAt: this.updatedAt })
+    return new Project({ id: this.id, title: this.title, createdAt: this.createdAt, updatedAt: this.updatedAt }, TRUSTED)
   }
 }
 
@@ -102,7 +103,7 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
     const list = findAll(undefined).pipe(
       orUnavailable,
       Effect.map((rows) =>
-        rows.map((row) => new ProjectSummary({ ...row.toProject(), messageCount: row.messageCount }))
+        rows.map((row) => new ProjectSummary({ ...row.toProject(), messageCount: row.messageCount }, TRUSTED))
       ),
       Effect.withSpan("Projects.list")
     )
@@ -116,7 +117,7 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
         const messages = yield* findMessages(id)
         return Option.map(
           project,
-          (row) => new ProjectWithMessages({ ...row.toProject(), messages: messages.map((m) => m.toMessage()) })
+          (row) => new ProjectWithMessages({ ...row.toProject(), messages: messages.map((m) => m.toMessage()) }, TRUSTED)
         )
       }).pipe(
         orUnavailable,
