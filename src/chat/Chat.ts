@@ -119,17 +119,23 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       )
     }
 
-    /** While an answer streams, writes its text at most once per CHECKPOINT_INTERVAL_MS. */
-    const checkpoints = (generation: Generation) => {
-      let written = 0
-      return Effect.suspend(() => {
-        if (generation.text.length === written) return Effect.void
-        written = generation.text.length
-        return messages.checkpoint(generation.messageId, generation.text).pipe(
-          Effect.catchAll(() => Effect.logWarning("checkpoint skipped: database unavailable"))
+    /**
+     * Every CHECKPOINT_INTERVAL_MS, the text of each streaming answer that grew since its last
+     * checkpoint is written, all in one statement.
+     */
+    const checkpointed = new WeakMap<Generation, number>()
+    yield* Effect.suspend(() => {
+      const due = rooms.generations().filter((generation) => generation.text.length !== (checkpointed.get(generation) ?? 0))
+      if (due.length === 0) return Effect.void
+      for (const generation of due) checkpointed.set(generation, generation.text.length)
+      return messages.checkpoint(due.map((generation) => ({ id: generation.messageId, content: generation.text }))).pipe(
+        Effect.catchAll(() =>
+          Effect.sync(() => due.forEach((generation) => checkpointed.delete(generation))).pipe(
+            Effect.zipRight(Effect.logWarning("checkpoint skipped: database unavailable"))
+          )
         )
-      }).pipe(Effect.repeat(Schedule.spaced(config.checkpointInterval)), Effect.delay(config.checkpointInterval))
-    }
+      )
+    }).pipe(Effect.repeat(Schedule.spaced(config.checkpointInterval)), Effect.delay(config.checkpointInterval), Effect.forkScoped)
 
     const streamAnswer = (projectId: ProjectId, generation: Generation) =>
       Effect.gen(function* () {
@@ -161,7 +167,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     /** Runs one answer to its end, whatever the end is, and always stores it. */
     const runGeneration = (projectId: ProjectId, generation: Generation, stopped: Deferred.Deferred<StopReason>) =>
       Effect.gen(function* () {
-        yield* Effect.forkScoped(checkpoints(generation))
         const outcome: Outcome = yield* streamAnswer(projectId, generation).pipe(
           Effect.map((summary): Outcome =>
             summary === undefined
@@ -175,7 +180,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         )
         yield* finish(projectId, generation, outcome)
       }).pipe(
-        Effect.scoped,
         Effect.withSpan("Chat.generation", { attributes: { projectId, messageId: generation.messageId } }),
         Effect.annotateLogs({ projectId, messageId: generation.messageId })
       )

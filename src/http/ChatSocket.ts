@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Duration, Effect, Either, Option, Queue, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Option, Queue, Schedule, Schema, Scope } from "effect"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
 import type { Subscriber } from "../chat/Rooms.js"
@@ -124,18 +124,26 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
     // A chat message of MAX_MESSAGE_CHARS, JSON-escaped in the worst case, plus its envelope.
     const maxFrameBytes = config.maxMessageChars * 6 + 4096
 
-    const heartbeat = (raw: RawWebSocket) =>
-      Effect.gen(function* () {
-        let lastPong = Date.now()
-        raw.on("pong", () => {
-          lastPong = Date.now()
-        })
-        const timeout = Duration.toMillis(config.wsPongTimeout)
-        yield* Effect.sync(() => {
-          if (Date.now() - lastPong > timeout) raw.terminate()
-          else raw.ping()
-        }).pipe(Effect.repeat({ schedule: Schedule.spaced(config.wsPingInterval) }), Effect.delay(config.wsPingInterval))
-      })
+    // One heartbeat for every connection (a timer per socket costs memory and idle CPU):
+    // each tick pings every socket and cuts those silent for longer than WS_PONG_TIMEOUT.
+    const lastPongs = new Map<RawWebSocket, number>()
+    const pongTimeout = Duration.toMillis(config.wsPongTimeout)
+    yield* Effect.sync(() => {
+      const now = Date.now()
+      for (const [raw, lastPong] of lastPongs) {
+        if (now - lastPong > pongTimeout) raw.terminate()
+        else if (raw.readyState === OPEN) raw.ping()
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(config.wsPingInterval)), Effect.delay(config.wsPingInterval), Effect.forkScoped)
+
+    const watch = (raw: RawWebSocket) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          lastPongs.set(raw, Date.now())
+          raw.on("pong", () => lastPongs.set(raw, Date.now()))
+        }),
+        () => Effect.sync(() => lastPongs.delete(raw))
+      )
 
     const serve = (projectId: ProjectId, request: HttpServerRequest.HttpServerRequest, socket: Socket.Socket) =>
       Effect.gen(function* () {
@@ -147,7 +155,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
             // The Node platform always serves WebSockets with `ws`; anything else is a bug here.
             onNone: () => Effect.dieMessage("the upgraded connection is not a `ws` WebSocket"),
             onSome: (raw) =>
-              Effect.sync(() => attach(raw)).pipe(Effect.zipRight(Effect.forkIn(heartbeat(raw), scope)), Effect.asVoid)
+              Effect.sync(() => attach(raw)).pipe(Effect.zipRight(Scope.extend(watch(raw), scope)))
           })
         )
 

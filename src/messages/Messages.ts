@@ -116,10 +116,18 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         Effect.withSpan("Messages.insertAssistant")
       )
 
-    /** The partial text of a streaming answer, so a crash loses at most one interval. */
-    const checkpoint = (id: MessageId, content: string) =>
-      sql`UPDATE messages SET content = ${content}, updated_at = NOW()
-          WHERE id = ${id} AND status = 'streaming'`.pipe(orUnavailable, Effect.asVoid, Effect.withSpan("Messages.checkpoint"))
+    /**
+     * The partial texts of streaming answers, so a crash loses at most one interval: one
+     * statement for all of them (a thousand answers are one write a second, not a thousand).
+     */
+    const checkpoint = (answers: ReadonlyArray<{ readonly id: MessageId; readonly content: string }>) =>
+      sql`UPDATE messages AS m SET content = c.content, updated_at = NOW()
+          FROM json_to_recordset(${JSON.stringify(answers)}::json) AS c(id uuid, content text)
+          WHERE m.id = c.id AND m.status = 'streaming'`.pipe(
+        orUnavailable,
+        Effect.asVoid,
+        Effect.withSpan("Messages.checkpoint", { attributes: { answers: answers.length } })
+      )
 
     /** The final text and status; code blocks are computed here, once. */
     const finish = (outcome: AnswerOutcome) => {
