@@ -139,7 +139,11 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
 
     const streamAnswer = (projectId: ProjectId, generation: Generation) =>
       Effect.gen(function* () {
-        const history = yield* messages.recent(projectId, config.contextMessageLimit)
+        // The user message was stored a moment ago: a failure here is more likely a busy pool
+        // than an outage, and Claude has not been called yet, so trying again is free.
+        const history = yield* messages.recent(projectId, config.contextMessageLimit).pipe(
+          Effect.retry({ times: 2, schedule: Schedule.exponential("200 millis") })
+        )
         const context = buildContext(history, {
           messageLimit: config.contextMessageLimit,
           tokenBudget: config.contextTokenBudget,
