@@ -3,7 +3,7 @@
  * errors and SIGINT) and measurements of a process from /proc: CPU time (utime + stime) and
  * resident memory (VmRSS sampled, VmHWM after resetting it through clear_refs).
  */
-import { type ChildProcess, fork, spawn, type SpawnOptions } from "node:child_process"
+import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process"
 import * as Fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -170,16 +170,41 @@ const track = (child: ChildProcess) => {
 export const spawnTracked = (command: string, args: ReadonlyArray<string>, options: SpawnOptions) =>
   track(spawn(command, args, options))
 
-/** A TypeScript child with an IPC channel (load generators, the fake). */
-export const forkTs = (script: string, args: ReadonlyArray<string>, options: { env?: NodeJS.ProcessEnv; logFile?: string } = {}) => {
-  const log = options.logFile === undefined ? "inherit" : Fs.openSync(options.logFile, "a")
-  return track(
-    fork(script, [...args], {
-      execArgv: ["--import", "tsx"],
-      env: options.env ?? process.env,
-      stdio: ["ignore", "pipe", log, "ipc"]
-    })
-  )
+export interface NodeChildOptions {
+  readonly env: NodeJS.ProcessEnv
+  /** Where stderr (and stdout, unless `pipeStdout`) go. */
+  readonly logFile: string
+  /** Keep stdout readable (to read a printed URL); it is drained afterwards. */
+  readonly pipeStdout?: boolean
+  readonly ipc?: boolean
+  /** Raise the open-files limit (`ulimit -n`) of the child to this. */
+  readonly nofile?: number
+}
+
+/**
+ * `node …args` as a tracked child. With `nofile`, it starts through `sh -c 'ulimit -n N && exec node …'`
+ * (the same pid, IPC channel included, after the exec).
+ */
+export const spawnNode = (args: ReadonlyArray<string>, options: NodeChildOptions) => {
+  const log = Fs.openSync(options.logFile, "a")
+  const stdio: SpawnOptions["stdio"] = ["ignore", options.pipeStdout === true ? "pipe" : log, log, ...(options.ipc === true ? ["ipc" as const] : [])]
+  const child = options.nofile === undefined
+    ? spawnTracked(process.execPath, args, { env: options.env, stdio })
+    : spawnTracked("/bin/sh", ["-c", `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...args], { env: options.env, stdio })
+  Fs.closeSync(log)
+  return child
+}
+
+/** A TypeScript child (through tsx's loader) with an IPC channel: load generators, the fake. */
+export const spawnTs = (script: string, args: ReadonlyArray<string>, options: Omit<NodeChildOptions, "ipc">) =>
+  spawnNode(["--import", "tsx", script, ...args], { ...options, ipc: true })
+
+/** Soft and hard limits on open files of this process (children inherit them). */
+export const openFilesLimit = (): { soft: number; hard: number } => {
+  const limits = Fs.readFileSync("/proc/self/limits", "utf8")
+  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits)
+  const parse = (value: string | undefined) => (value === undefined || value === "unlimited" ? Number.POSITIVE_INFINITY : Number(value))
+  return { soft: parse(match?.[1]), hard: parse(match?.[2]) }
 }
 
 /** Waits for the child's exit; SIGTERM, then SIGKILL after `graceMs`. */

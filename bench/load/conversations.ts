@@ -11,7 +11,6 @@
  */
 import { randomUUID } from "node:crypto"
 import WebSocket from "ws"
-import { TIMESTAMP_MARKER } from "../../test/support/FakeAnthropic.js"
 import { requestJson } from "../lib/proc.js"
 import { type AnswerSpec, promptFor } from "../lib/spec.js"
 import { distribution, type Distribution } from "../lib/stats.js"
@@ -26,12 +25,19 @@ export interface ConversationsConfig {
   readonly spreadMs: number
   /** From `go`: answers not complete by then count as lost. */
   readonly deadlineMs: number
+  /**
+   * `TIMESTAMP_MARKER.source` from test/support/FakeAnthropic.ts, passed in so that this
+   * process does not load that module (and Effect with it) just for one regular expression.
+   */
+  readonly markerSource: string
 }
 
 export interface ConversationsResult {
   readonly conversations: number
   readonly opened: number
   readonly completed: number
+  /** Answers ended by an `error` event (or a chat_message refused with one). */
+  readonly failedAnswers: number
   readonly chunksExpected: number
   readonly chunksReceived: number
   /** Expected chunks that never arrived (incomplete answers included). */
@@ -107,6 +113,7 @@ const openSocket = (url: string, timeoutMs: number) =>
 
 const run = async (config: ConversationsConfig) => {
   const { spec } = config
+  const marker = new RegExp(config.markerSource)
   const wsBase = config.baseUrl.replace(/^http/, "ws")
   const projectIds = config.createProjects
     ? await pool(Array.from({ length: config.conversations }), 16, async (_, i) => {
@@ -132,6 +139,7 @@ const run = async (config: ConversationsConfig) => {
   let contentMismatches = 0
   let markersMissing = 0
   let completed = 0
+  let failedAnswers = 0
   let lost = 0
   let lastCompleteAt = 0
   let allDone: () => void = () => undefined
@@ -181,9 +189,9 @@ const run = async (config: ConversationsConfig) => {
           conversation.seq = event.seq ?? conversation.seq + 1
           const content = event.content ?? ""
           conversation.text += content
-          const marker = TIMESTAMP_MARKER.exec(content)
-          if (marker === null) markersMissing += 1
-          else latencies[latencyCount++] = receivedAt - Number(marker[1])
+          const sentAt = marker.exec(content)
+          if (sentAt === null) markersMissing += 1
+          else latencies[latencyCount++] = receivedAt - Number(sentAt[1])
           return
         }
         case "message_complete":
@@ -194,7 +202,9 @@ const run = async (config: ConversationsConfig) => {
           return complete()
         case "error":
           recordError(`${event.code}: ${event.error}`)
-          if (event.messageId !== undefined && !conversation.done) {
+          // An error for the answer, or one refusing the chat_message itself: either way it is over.
+          if (!conversation.done && (event.messageId !== undefined || conversation.messageId === undefined)) {
+            failedAnswers += 1
             lost += Math.max(0, spec.chunks - conversation.seq)
             complete()
           }
@@ -238,6 +248,7 @@ const run = async (config: ConversationsConfig) => {
     conversations: config.conversations,
     opened: conversations.length,
     completed,
+    failedAnswers,
     chunksExpected: config.conversations * spec.chunks,
     chunksReceived,
     lost,

@@ -1,5 +1,5 @@
-import { Deferred, Duration, Effect, Exit, FiberSet, Option, Schedule, Stream } from "effect"
-import { Claude, type ClaudeError, claudeErrorMessages, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
+import { Deferred, Duration, Effect, Exit, FiberSet, Option, Schedule } from "effect"
+import { Claude, type ClaudeError, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ServerErrorCode } from "../domain/ChatProtocol.js"
 import {
@@ -149,35 +149,20 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           tokenBudget: config.contextTokenBudget,
           systemPrompt: SYSTEM_PROMPT
         })
-        let summary: CompletionSummary | undefined
-        yield* claude.stream({ system: SYSTEM_PROMPT, messages: context }).pipe(
-          Stream.runForEach((event) =>
-            Effect.sync(() => {
-              if (event._tag === "Finished") {
-                summary = event.summary
-                return
-              }
-              const offset = generation.text.length
-              generation.firstChunkAt ??= performance.now()
-              generation.text += event.text
-              generation.seq += 1
-              rooms.broadcast(projectId, Events.messageChunk(generation.messageId, event.text, generation.seq, offset))
-            })
-          )
-        )
-        return summary
+        return yield* claude.streamTo({ system: SYSTEM_PROMPT, messages: context }, (text) => {
+          const offset = generation.text.length
+          generation.firstChunkAt ??= performance.now()
+          generation.text += text
+          generation.seq += 1
+          rooms.broadcast(projectId, Events.messageChunk(generation.messageId, text, generation.seq, offset))
+        })
       })
 
     /** Runs one answer to its end, whatever the end is, and always stores it. */
     const runGeneration = (projectId: ProjectId, generation: Generation, stopped: Deferred.Deferred<StopReason>) =>
       Effect.gen(function* () {
         const outcome: Outcome = yield* streamAnswer(projectId, generation).pipe(
-          Effect.map((summary): Outcome =>
-            summary === undefined
-              // Without message_stop the answer is cut short, whatever the transport said.
-              ? { _tag: "Failed", code: "AI_ERROR", message: claudeErrorMessages.AI_ERROR, detail: "stream ended before message_stop" }
-              : { _tag: "Finished", summary }
-          ),
+          Effect.map((summary): Outcome => ({ _tag: "Finished", summary })),
           Effect.catchAll((error) => Effect.succeed(failedBy(error))),
           // The loser is interrupted: a cancel aborts the upstream request at once.
           Effect.raceFirst(Effect.map(Deferred.await(stopped), (reason): Outcome => ({ _tag: "Stopped", reason })))

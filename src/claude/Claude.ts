@@ -1,5 +1,4 @@
-import { Context, Schema } from "effect"
-import type { Effect, Stream } from "effect"
+import { Context, Effect, Schema, Stream } from "effect"
 
 /** The PRD's system prompt, verbatim. */
 export const SYSTEM_PROMPT = `You are Go Chat, an AI assistant that helps users build applications by writing code.
@@ -69,9 +68,32 @@ export interface ClaudeShape {
   readonly kind: "claude" | "demo"
   /** Streams an answer; interrupting the stream aborts the upstream request at once. */
   readonly stream: (request: CompletionRequest) => Stream.Stream<CompletionEvent, ClaudeError>
+  /**
+   * The same answer pushed to `onText` delta by delta, ending with its summary. The chat
+   * path uses this one: a Stream element per delta cost four times the CPU per chunk
+   * (BENCHMARKS.md). Interrupting it aborts the upstream request at once.
+   */
+  readonly streamTo: (
+    request: CompletionRequest,
+    onText: (text: string) => void
+  ) => Effect.Effect<CompletionSummary, ClaudeError>
   /** A short, non-streamed completion with the title model. */
   readonly title: (request: CompletionRequest) => Effect.Effect<string, ClaudeError>
 }
 
 /** The model behind chat: the live Anthropic API or the offline demo (the seam tests swap). */
 export class Claude extends Context.Tag("Claude")<Claude, ClaudeShape>() {}
+
+/** `streamTo` over a `stream`, for models whose deltas are few (the demo model). */
+export const streamToFromStream =
+  (stream: ClaudeShape["stream"]): ClaudeShape["streamTo"] => (request, onText) =>
+    stream(request).pipe(
+      Stream.runFold(undefined as CompletionSummary | undefined, (summary, event) => {
+        if (event._tag === "Finished") return event.summary
+        onText(event.text)
+        return summary
+      }),
+      Effect.flatMap((summary) =>
+        summary === undefined ? Effect.fail(claudeError("AI_ERROR", "stream ended without a summary")) : Effect.succeed(summary)
+      )
+    )

@@ -2,7 +2,14 @@ import Anthropic from "@anthropic-ai/sdk"
 import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
 import { Duration, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { AppConfig } from "../Config.js"
-import { Claude, claudeError, ClaudeError, type CompletionEvent, type CompletionRequest } from "./Claude.js"
+import {
+  Claude,
+  claudeError,
+  ClaudeError,
+  type CompletionEvent,
+  type CompletionRequest,
+  type CompletionSummary
+} from "./Claude.js"
 
 const TITLE_MAX_TOKENS = 32
 
@@ -68,18 +75,20 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
         timeout: Duration.toMillis(idleTimeout)
       })
 
+      const messageParams = (request: CompletionRequest) => ({
+        model: config.claudeModel,
+        max_tokens: config.claudeMaxTokens,
+        system: request.system,
+        messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
+      })
+
       const stream = (request: CompletionRequest) =>
         Stream.unwrapScoped(
           Effect.map(
             // Released on completion, failure or interruption: abort() closes the HTTP request at once.
             Effect.acquireRelease(
               Effect.sync(() => {
-                const messageStream = client.messages.stream({
-                  model: config.claudeModel,
-                  max_tokens: config.claudeMaxTokens,
-                  system: request.system,
-                  messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
-                })
+                const messageStream = client.messages.stream(messageParams(request))
                 // Errors reach us through the iterator; this keeps an abort from becoming an unhandled rejection.
                 messageStream.done().catch(() => undefined)
                 return messageStream
@@ -112,6 +121,48 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
           )
         ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
 
+      const streamTo = (request: CompletionRequest, onText: (text: string) => void) =>
+        Effect.async<CompletionSummary, ClaudeError>((resume) => {
+          const messageStream = client.messages.stream(messageParams(request))
+          const toEvents = completionEvents()
+          let summary: CompletionSummary | undefined
+          let settled = false
+          const settle = (outcome: Effect.Effect<CompletionSummary, ClaudeError>) => {
+            if (settled) return
+            settled = true
+            clearTimeout(watchdog)
+            resume(outcome)
+          }
+          // One timer per answer, re-armed by every event: no event for CLAUDE_IDLE_TIMEOUT_SECONDS fails it.
+          const watchdog = setTimeout(() => {
+            messageStream.abort()
+            settle(Effect.fail(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`)))
+          }, idleMillis)
+          messageStream.on("streamEvent", (event) => {
+            watchdog.refresh()
+            for (const completion of toEvents(event)) {
+              if (completion._tag === "TextDelta") onText(completion.text)
+              else summary = completion.summary
+            }
+          })
+          // done() settles on the end of the stream, and rejects on a mid-stream `event: error` or a cut connection.
+          messageStream.done().then(
+            () =>
+              settle(
+                summary === undefined
+                  ? Effect.fail(claudeError("AI_ERROR", "stream ended before message_stop"))
+                  : Effect.succeed(summary)
+              ),
+            (error: unknown) => settle(Effect.fail(toClaudeError(error)))
+          )
+          // Interrupted (a cancel, a shutdown): close the upstream HTTP request at once.
+          return Effect.sync(() => {
+            settled = true
+            clearTimeout(watchdog)
+            messageStream.abort()
+          })
+        }).pipe(Effect.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
+
       const title = (request: CompletionRequest) =>
         Effect.tryPromise({
           try: (signal) =>
@@ -132,6 +183,6 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
           Effect.withSpan("Claude.title", { attributes: { model: config.claudeTitleModel } })
         )
 
-      return { kind: "claude", stream, title } as const
+      return { kind: "claude", stream, streamTo, title } as const
     })
   )

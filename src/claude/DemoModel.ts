@@ -1,5 +1,5 @@
 import { Chunk, Effect, Layer, Schedule, Stream } from "effect"
-import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage } from "./Claude.js"
+import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage, streamToFromStream } from "./Claude.js"
 
 /** Pause between chunks: slow enough to see the answer stream in, fast enough for tests. */
 const CHUNK_DELAY = "30 millis"
@@ -141,6 +141,6 @@ export const DemoModelLive = Layer.effect(
     }
     const title = (request: CompletionRequest) =>
       Effect.succeed(titleCase(subjectOf(request.messages.at(-1)?.content ?? "")))
-    return { kind: "demo", stream, title } as const
+    return { kind: "demo", stream, streamTo: streamToFromStream(stream), title } as const
   })
 )
