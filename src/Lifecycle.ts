@@ -1,13 +1,5 @@
 import { Duration, Effect, Ref, Schedule } from "effect"
 
-/** A count of running work, to wait for at shutdown. */
-export interface InFlight {
-  /** Counts `effect` as in flight until it ends, however it ends. */
-  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  /** Waits until nothing is in flight, or `limit` has passed; true when idle. */
-  readonly awaitIdle: (limit: Duration.DurationInput) => Effect.Effect<boolean>
-}
-
 /**
  * Polls `condition` until it holds or `limit` passes; true when it held. Interruptible on
  * purpose: shutdown finalizers run uninterruptibly, and only an interruptible wait lets
@@ -20,18 +12,6 @@ export const pollUntil = (condition: Effect.Effect<boolean>, limit: Duration.Dur
     Effect.timeoutTo({ duration: limit, onSuccess: () => true, onTimeout: () => false })
   )
 
-export const InFlight = {
-  make: Effect.map(Ref.make(0), (count): InFlight => ({
-    track: (effect) =>
-      Effect.acquireUseRelease(
-        Ref.update(count, (n) => n + 1),
-        () => effect,
-        () => Ref.update(count, (n) => n - 1)
-      ),
-    awaitIdle: (limit) => pollUntil(Effect.map(Ref.get(count), (n) => n === 0), limit)
-  }))
-}
-
 /**
  * The service's shutdown state. Draining starts on SIGTERM before anything closes, so
  * /health turns 503 and new chat messages are refused while in-flight work finishes.
@@ -39,13 +19,20 @@ export const InFlight = {
 export class Lifecycle extends Effect.Service<Lifecycle>()("Lifecycle", {
   effect: Effect.gen(function* () {
     const draining = yield* Ref.make(false)
-    const requests = yield* InFlight.make
+    // HTTP requests in flight (not WebSockets: the chat service drains those).
+    const requests = yield* Ref.make(0)
     return {
       isDraining: Ref.get(draining),
       startDraining: Ref.set(draining, true),
-      /** HTTP requests in flight (not WebSockets: the chat service drains those). */
-      track: requests.track,
-      awaitIdle: requests.awaitIdle
+      /** Counts `effect` as an in-flight request until it ends, however it ends. */
+      track: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.acquireUseRelease(
+          Ref.update(requests, (n) => n + 1),
+          () => effect,
+          () => Ref.update(requests, (n) => n - 1)
+        ),
+      /** Waits until no request is in flight, or `limit` has passed; true when idle. */
+      awaitIdle: (limit: Duration.DurationInput) => pollUntil(Effect.map(Ref.get(requests), (n) => n === 0), limit)
     } as const
   })
 }) {}

@@ -10,10 +10,8 @@ import {
   ValidationError
 } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
-import type { MessageStatus } from "../domain/Message.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
-import { Messages } from "../messages/Messages.js"
+import { type AnswerOutcome, answerOutcome, Messages } from "../messages/Messages.js"
 import { buildContext } from "./Context.js"
 import * as Events from "./Events.js"
 import { type Generation, Rooms, type Subscriber } from "./Rooms.js"
@@ -100,20 +98,19 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         : Effect.void
 
     /** Stores an answer's end state, retrying while the database is away; never fails. */
-    const store = (generation: Generation, status: Exclude<MessageStatus, "streaming">, stopReason: string | null, errorCode: string | null) => {
-      const outcome = { id: generation.messageId, content: generation.text, status, stopReason, errorCode }
+    const store = (outcome: AnswerOutcome) => {
       return messages.finish(outcome).pipe(
         Effect.tapError(() =>
           Effect.logError("could not store an answer; retrying until the database is back").pipe(
-            Effect.annotateLogs({ messageId: generation.messageId, status })
+            Effect.annotateLogs({ messageId: outcome.id, status: outcome.status })
           )
         ),
         Effect.retry(storeRetry),
-        Effect.tap(() => Effect.logInfo("answer stored after retrying").pipe(Effect.annotateLogs("messageId", generation.messageId))),
+        Effect.tap(() => Effect.logInfo("answer stored after retrying").pipe(Effect.annotateLogs("messageId", outcome.id))),
         Effect.catchAll(() => Effect.void),
         Effect.onInterrupt(() =>
           Effect.logError("service stopped before the database came back: answer not stored").pipe(
-            Effect.annotateLogs({ messageId: generation.messageId, status })
+            Effect.annotateLogs({ messageId: outcome.id, status: outcome.status })
           )
         )
       )
@@ -197,10 +194,9 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           )
         }
         // One attempt first, so that in the normal case the answer is stored before clients hear it is done.
-        const storedFirstTime = yield* messages
-          .finish({ id: generation.messageId, content: generation.text, status, stopReason, errorCode })
-          .pipe(Effect.as(true), Effect.orElseSucceed(() => false))
-        if (!storedFirstTime) yield* FiberSet.run(pendingStores, store(generation, status, stopReason, errorCode))
+        const answer = answerOutcome({ id: generation.messageId, content: generation.text, status, stopReason, errorCode })
+        const storedFirstTime = yield* messages.finish(answer).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+        if (!storedFirstTime) yield* FiberSet.run(pendingStores, store(answer))
         const room = rooms.room(projectId)
         room.generation = undefined
         rooms.broadcast(
@@ -210,7 +206,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
             : Events.messageComplete({
               messageId: generation.messageId,
               fullContent: generation.text,
-              codeBlocks: extractCodeBlocks(generation.text),
+              codeBlocks: answer.codeBlocks,
               status,
               stopReason
             })

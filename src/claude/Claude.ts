@@ -97,3 +97,22 @@ export const streamToFromStream =
         summary === undefined ? Effect.fail(claudeError("AI_ERROR", "stream ended without a summary")) : Effect.succeed(summary)
       )
     )
+
+/**
+ * `stream` over a `streamTo`: the deltas as a Stream, then the summary. Ending the Stream
+ * early (interruption, `take`) interrupts `streamTo`, which aborts the upstream request.
+ */
+export const streamFromStreamTo =
+  (streamTo: ClaudeShape["streamTo"]): ClaudeShape["stream"] => (request) =>
+    Stream.asyncScoped<CompletionEvent, ClaudeError>((emit) =>
+      streamTo(request, (text) => void emit.single({ _tag: "TextDelta", text })).pipe(
+        Effect.matchCause({
+          onSuccess: (summary) => {
+            void emit.single({ _tag: "Finished", summary })
+            void emit.end()
+          },
+          onFailure: (cause) => void emit.halt(cause)
+        }),
+        Effect.forkScoped
+      )
+    )

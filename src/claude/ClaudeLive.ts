@@ -1,6 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk"
 import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
-import { Duration, Effect, Layer, Redacted, Schedule, Stream } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   Claude,
@@ -8,7 +8,8 @@ import {
   ClaudeError,
   type CompletionEvent,
   type CompletionRequest,
-  type CompletionSummary
+  type CompletionSummary,
+  streamFromStreamTo
 } from "./Claude.js"
 
 const TITLE_MAX_TOKENS = 32
@@ -67,7 +68,6 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
       const config = yield* AppConfig
       const idleTimeout = config.claudeIdleTimeout
       const idleMillis = Duration.toMillis(idleTimeout)
-      const watchdogPeriod = Duration.millis(Math.min(1000, idleMillis / 4))
       const client = new Anthropic({
         apiKey: Redacted.value(apiKey),
         baseURL: config.claudeBaseUrl,
@@ -81,45 +81,6 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
         system: request.system,
         messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
       })
-
-      const stream = (request: CompletionRequest) =>
-        Stream.unwrapScoped(
-          Effect.map(
-            // Released on completion, failure or interruption: abort() closes the HTTP request at once.
-            Effect.acquireRelease(
-              Effect.sync(() => {
-                const messageStream = client.messages.stream(messageParams(request))
-                // Errors reach us through the iterator; this keeps an abort from becoming an unhandled rejection.
-                messageStream.done().catch(() => undefined)
-                return messageStream
-              }),
-              (messageStream) => Effect.sync(() => messageStream.abort())
-            ),
-            (messageStream) => {
-              const toEvents = completionEvents()
-              let lastEventAt = Date.now()
-              // One watchdog per answer rather than a timer per event: it fails the stream
-              // when no event has arrived for CLAUDE_IDLE_TIMEOUT_SECONDS.
-              const watchdog = Effect.suspend(() =>
-                Date.now() - lastEventAt > idleMillis
-                  ? Effect.fail(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`))
-                  : Effect.void
-              ).pipe(Effect.repeat(Schedule.spaced(watchdogPeriod)))
-              return Stream.fromAsyncIterable(messageStream, toClaudeError).pipe(
-                // The SDK's iterator can end quietly on an error that arrives while events are
-                // still queued (a mid-stream `event: error` right after the last deltas); done() rejects with it.
-                Stream.concat(
-                  Stream.drain(Stream.fromEffect(Effect.tryPromise({ try: () => messageStream.done(), catch: toClaudeError })))
-                ),
-                Stream.mapConcat((event) => {
-                  lastEventAt = Date.now()
-                  return toEvents(event)
-                }),
-                Stream.interruptWhen(watchdog)
-              )
-            }
-          )
-        ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
 
       const streamTo = (request: CompletionRequest, onText: (text: string) => void) =>
         Effect.async<CompletionSummary, ClaudeError>((resume) => {
@@ -183,6 +144,7 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
           Effect.withSpan("Claude.title", { attributes: { model: config.claudeTitleModel } })
         )
 
-      return { kind: "claude", stream, streamTo, title } as const
+      // One implementation of the SDK stream (watchdog, errors, abort); the Stream view wraps it.
+      return { kind: "claude", stream: streamFromStreamTo(streamTo), streamTo, title } as const
     })
   )

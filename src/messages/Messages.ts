@@ -1,6 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Option, Predicate, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
+import type { CodeBlock } from "../domain/CodeBlock.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
 import { MessageRow, MessageStatus, Role } from "../domain/Message.js"
@@ -15,7 +16,14 @@ export interface AnswerOutcome {
   readonly status: Exclude<MessageStatus, "streaming">
   readonly stopReason: string | null
   readonly errorCode: string | null
+  readonly codeBlocks: ReadonlyArray<CodeBlock>
 }
+
+/** An answer's end state; its code blocks are found here, once, for storing and for clients alike. */
+export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): AnswerOutcome => ({
+  ...fields,
+  codeBlocks: extractCodeBlocks(fields.content)
+})
 
 const isForeignKeyViolation = (error: unknown) =>
   Predicate.isTagged(error, "SqlError") &&
@@ -129,20 +137,19 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         Effect.withSpan("Messages.checkpoint", { attributes: { answers: answers.length } })
       )
 
-    /** The final text and status; code blocks are computed here, once. */
+    /** The final text, status and code blocks of an answer. */
     const finish = (outcome: AnswerOutcome) => {
-      const codeBlocks = extractCodeBlocks(outcome.content)
       // One statement (one round trip, atomic): the message and its project's updatedAt.
       return sql`WITH finished AS (
                    UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
-                     code_blocks = ${JSON.stringify(codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
+                     code_blocks = ${JSON.stringify(outcome.codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
                      error_code = ${outcome.errorCode}, updated_at = NOW()
                    WHERE id = ${outcome.id}
                    RETURNING project_id
                  )
                  UPDATE projects SET updated_at = NOW() FROM finished WHERE projects.id = finished.project_id`.pipe(
         orUnavailable,
-        Effect.as(codeBlocks),
+        Effect.asVoid,
         Effect.withSpan("Messages.finish")
       )
     }
@@ -162,7 +169,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     const recoverInterrupted = streamingRows(undefined).pipe(
       Effect.flatMap((rows) =>
         Effect.forEach(rows, (row) =>
-          finish({ id: row.id, content: row.content, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" })
+          finish(answerOutcome({ id: row.id, content: row.content, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" }))
         )
       ),
       Effect.map((finished) => finished.length),
