@@ -5,25 +5,10 @@ import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
 import type { Subscriber } from "../chat/Rooms.js"
 import { AppConfig } from "../Config.js"
-import { ClientFrame, ClientFrameType, type ServerErrorCode } from "../domain/ChatProtocol.js"
-import {
-  type ChatBusy,
-  type DatabaseUnavailable,
-  ForbiddenOrigin,
-  InvalidMessage,
-  MessageTooLarge,
-  type ProjectNotFound,
-  type ShuttingDown,
-  ValidationError
-} from "../domain/Errors.js"
+import { ClientFrame, ClientFrameType } from "../domain/ChatProtocol.js"
+import { ForbiddenOrigin, InternalError, InvalidMessage, MessageTooLarge, ValidationError } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
 import { Projects } from "../projects/Projects.js"
-
-type ChatFailure = ValidationError | MessageTooLarge | InvalidMessage | ShuttingDown | ChatBusy | ProjectNotFound | DatabaseUnavailable
-
-/** The WebSocket error code of a failure; the database being away is DB_ERROR on this side. */
-const codeOf = (error: ChatFailure): ServerErrorCode =>
-  error._tag === "DatabaseUnavailable" ? "DB_ERROR" : error.code
 
 /** The `ws` connection under the platform's Socket: sending, protocol pings, closing. */
 interface RawWebSocket {
@@ -161,7 +146,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
 
         const handle = (data: string | Uint8Array) =>
           Either.match(parseFrame(data, maxFrameBytes), {
-            onLeft: (error) => Effect.sync(() => subscriber.send(Events.errorEvent(codeOf(error), error.message))),
+            onLeft: (error) => Effect.sync(() => subscriber.send(Events.failure(error))),
             onRight: (frame) => {
               switch (frame.type) {
                 case "ping":
@@ -170,7 +155,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
                   return chat.cancel(projectId, frame.messageId)
                 case "chat_message":
                   return chat.send(projectId, frame, subscriber).pipe(
-                    Effect.catchAll((error) => Effect.sync(() => subscriber.send(Events.errorEvent(codeOf(error), error.message))))
+                    Effect.catchAll((error) => Effect.sync(() => subscriber.send(Events.failure(error))))
                   )
               }
             }
@@ -182,7 +167,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
               Cause.isInterruptedOnly(cause)
                 ? Effect.failCause(cause)
                 : Effect.logError("unhandled error while handling a chat frame", cause).pipe(
-                  Effect.zipRight(Effect.sync(() => subscriber.send(Events.errorEvent("INTERNAL_ERROR", "internal server error"))))
+                  Effect.zipRight(Effect.sync(() => subscriber.send(Events.failure(new InternalError()))))
                 )
             )
           )
