@@ -153,6 +153,10 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
                   return Effect.sync(() => subscriber.send(Events.pong()))
                 case "cancel":
                   return chat.cancel(projectId, frame.messageId)
+                case "continue":
+                  return chat.continueAnswer(projectId, frame, subscriber).pipe(
+                    Effect.catchAll((error) => Effect.sync(() => subscriber.send(Events.failure(error))))
+                  )
                 case "chat_message":
                   return chat.send(projectId, frame, subscriber).pipe(
                     Effect.catchAll((error) => Effect.sync(() => subscriber.send(Events.failure(error))))
