@@ -1,4 +1,4 @@
-import { Cause, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
+import { Cause, type Chunk, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
 import {
   Claude,
   type CompletionEvent,
@@ -42,47 +42,45 @@ const logDefect = <A, E>(exit: Exit.Exit<A, E>) =>
     ? Effect.logError("unexpected error while generating an answer", exit.cause)
     : Effect.void
 
-interface SinkState {
-  readonly summary: Option.Option<CompletionSummary>
-  /** A continuation's first text, held until it is long enough to trim what repeats the answer so far. */
-  readonly seam: string | undefined
+/**
+ * A continuation's first text, held until it is long enough (SEAM_WINDOW) to trim what
+ * repeats the end of the answer so far; then, and whenever the attempt ends, it joins.
+ */
+class Seam {
+  private held: string | undefined
+  constructor(private readonly deliver: (text: string) => void, private readonly textSoFar: () => string, continuing: boolean) {
+    this.held = continuing ? "" : undefined
+  }
+  add(text: string): void {
+    if (this.held === undefined) return this.deliver(text)
+    this.held += text
+    if (this.held.length >= SEAM_WINDOW) this.join()
+  }
+  join(): void {
+    if (this.held === undefined) return
+    const held = this.held
+    this.held = undefined
+    this.deliver(held.slice(overlapLength(this.textSoFar(), held)))
+  }
 }
 
 /**
  * The Sink end of an answer: each delta is appended to the generation and delivered to
  * every connection of the project in one synchronous step (so a rejoin can neither miss
- * nor repeat it), a chunk of deltas at a time; the result is Claude's closing summary. A
- * continuation's start is held back (SEAM_WINDOW) and whatever repeats the end of the
- * answer so far is dropped.
+ * nor repeat it), a chunk of deltas at a time; the result is Claude's closing summary.
  */
-const deliverTo = (rooms: Rooms, projectId: ProjectId, generation: Generation, continuing: boolean) => {
-  const deliver = (text: string) => {
-    if (text.length > 0) rooms.broadcast(projectId, generation.append(text))
-  }
-  const joinSeam = (seam: string) => deliver(seam.slice(overlapLength(generation.text, seam)))
-  return Sink.foldLeftChunks<SinkState, CompletionEvent>(
-    { summary: Option.none(), seam: continuing ? "" : undefined },
-    (state, events) => {
-      let { seam, summary } = state
-      for (const event of events) {
-        if (event._tag === "Finished") {
-          if (seam !== undefined) joinSeam(seam)
-          seam = undefined
-          summary = Option.some(event.summary)
-        } else if (seam === undefined) {
-          deliver(event.text)
-        } else {
-          seam += event.text
-          if (seam.length >= SEAM_WINDOW) {
-            joinSeam(seam)
-            seam = undefined
-          }
-        }
+const deliverTo = (seam: Seam) =>
+  Sink.foldLeftChunks(Option.none<CompletionSummary>(), (summary, events: Chunk.Chunk<CompletionEvent>) => {
+    let last = summary
+    for (const event of events) {
+      if (event._tag === "TextDelta") seam.add(event.text)
+      else {
+        seam.join()
+        last = Option.some(event.summary)
       }
-      return { seam, summary }
     }
-  )
-}
+    return last
+  })
 
 /** Pause before a continuation that follows a transient failure: 0.5 s, 1 s, 2 s, … at most 8 s. */
 const retryDelay = (attempt: number) => Duration.millis(Math.min(8000, 500 * 2 ** (attempt - 1)))
@@ -102,11 +100,19 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
     /** One request to Claude, its stream run into the project's sockets. */
     const attempt = (projectId: ProjectId, generation: Generation, context: ReadonlyArray<ContextMessage>) =>
       Effect.gen(function* () {
-        const continuing = generation.text.trim().length > 0
-        const summary = yield* claude.stream({ system: SYSTEM_PROMPT, messages: continuationMessages(context, generation.text) }).pipe(
-          Stream.run(deliverTo(rooms, projectId, generation, continuing))
+        const seam = new Seam(
+          (text) => {
+            if (text.length > 0) rooms.broadcast(projectId, generation.append(text))
+          },
+          () => generation.text,
+          generation.text.trim().length > 0
         )
-        return yield* Option.match(summary.summary, {
+        // Text held at the seam is delivered however the attempt ends: nothing Claude wrote is dropped.
+        const summary = yield* claude.stream({ system: SYSTEM_PROMPT, messages: continuationMessages(context, generation.text) }).pipe(
+          Stream.run(deliverTo(seam)),
+          Effect.ensuring(Effect.sync(() => seam.join()))
+        )
+        return yield* Option.match(summary, {
           onNone: () => Effect.fail(claudeError("AI_ERROR", "stream ended without a summary", true)),
           onSome: (finished) => Effect.succeed(finished)
         })
