@@ -67,7 +67,7 @@ const SERVICE_DIST = Path.resolve(ROOT, process.env["BENCH_SERVICE_DIST"] ?? "di
 const plan = QUICK
   ? {
     startup: { fresh: 1, existing: 1, external: 1 },
-    rest: { warmupS: 0, durationS: 2, connections: 32 },
+    rest: { warmupS: 0, durationS: 2, connections: 32, rounds: 1 },
     seed: { projects: 1000, messages: 100 },
     streaming: { levels: [10, 100], chunks: 50, delayMs: 40, spreadMs: 500 },
     stress: { conversations: 100, chunks: 200, delayMs: 5 },
@@ -77,7 +77,7 @@ const plan = QUICK
   }
   : {
     startup: { fresh: 3, existing: 5, external: 5 },
-    rest: { warmupS: 2, durationS: 10, connections: 32 },
+    rest: { warmupS: 2, durationS: 10, connections: 32, rounds: 5 },
     seed: { projects: 1000, messages: 100 },
     streaming: { levels: [10, 100, 1000], chunks: 250, delayMs: 40, spreadMs: 1000 },
     stress: { conversations: 100, chunks: 1000, delayMs: 5 },
@@ -494,12 +494,41 @@ const autocannon = (url: string, seconds: number, options: { readonly method?: s
     })
   })
 
-/** One bounded autocannon measurement of `url` on the process `pid` (after a warm-up). */
-const measureRest = async (pid: number, url: string, options: { readonly method?: string; readonly body?: string }) => {
-  if (plan.rest.warmupS > 0) await autocannon(url, plan.rest.warmupS, options)
-  const window = new UsageWindow(pid)
-  const out = await autocannon(url, plan.rest.durationS, options)
-  return { out, usage: window.stop() }
+type RestMeasure = { readonly out: AutocannonJson; readonly usage: Usage }
+
+/**
+ * Bounded autocannon measurements of each process in turn: after a warm-up, `plan.rest.rounds`
+ * rounds of durationS / rounds seconds each, alternating between the processes, so that other
+ * work on this shared machine weighs on both alike. Requests per second and CPU are summed over
+ * the rounds; latency percentiles are the median of the rounds'.
+ */
+const measureRest = async (
+  targets: ReadonlyArray<{ readonly pid: number; readonly url: string }>,
+  options: { readonly method?: string; readonly body?: string }
+): Promise<Array<RestMeasure>> => {
+  if (plan.rest.warmupS > 0) for (const target of targets) await autocannon(target.url, plan.rest.warmupS, options)
+  const rounds = targets.map(() => [] as Array<RestMeasure>)
+  const slice = Math.max(1, Math.round(plan.rest.durationS / plan.rest.rounds))
+  for (let round = 0; round < plan.rest.rounds; round++) {
+    for (const [i, target] of targets.entries()) {
+      const window = new UsageWindow(target.pid)
+      const out = await autocannon(target.url, slice, options)
+      rounds[i]!.push({ out, usage: window.stop() })
+    }
+  }
+  return rounds.map((measures) => {
+    const sum = (pick: (m: RestMeasure) => number) => measures.reduce((total, m) => total + pick(m), 0)
+    const mid = (pick: (m: RestMeasure) => number) => median(measures.map(pick))
+    const out: AutocannonJson = {
+      requests: { average: sum((m) => m.out.requests.total) / (slice * measures.length), total: sum((m) => m.out.requests.total) },
+      latency: { p50: mid((m) => m.out.latency.p50), p90: mid((m) => m.out.latency.p90), p99: mid((m) => m.out.latency.p99), max: Math.max(...measures.map((m) => m.out.latency.max)) },
+      errors: sum((m) => m.out.errors),
+      timeouts: sum((m) => m.out.timeouts),
+      non2xx: sum((m) => m.out.non2xx)
+    }
+    const usage: Usage = { ...measures[measures.length - 1]!.usage, cpuMs: sum((m) => m.usage.cpuMs), wallMs: sum((m) => m.usage.wallMs), peakRssMb: Math.max(...measures.map((m) => m.usage.peakRssMb)) }
+    return { out, usage }
+  })
 }
 
 const restScenarios = async (measure: boolean) => {
@@ -521,8 +550,9 @@ const restScenarios = async (measure: boolean) => {
       // Reads first: the POST case adds projects. Service and baseline take turns on the same database.
       for (const c of cases) {
         const options = { ...(c.method === undefined ? {} : { method: c.method }), ...(c.body === undefined ? {} : { body: c.body }) }
-        const { out, usage } = await measureRest(service.pid, `${service.url}${c.path}`, options)
-        const base = c.compare ? await measureRest(baseline.pid, `${baseline.url}${c.path}`, options) : undefined
+        const targets = [{ pid: service.pid, url: `${service.url}${c.path}` }, ...(c.compare ? [{ pid: baseline.pid, url: `${baseline.url}${c.path}` }] : [])]
+        const [measured, base] = await measureRest(targets, options)
+        const { out, usage } = measured!
         results.rest.cases.push({
           name: c.name,
           requestsPerSecond: out.requests.average,
@@ -883,7 +913,7 @@ const report = () => {
       row("CPU s (the process only)", c.usage.cpuMs / 1000, c.baseline.usage.cpuMs / 1000, 2)
       row("peak RSS (MB)", c.usage.peakRssMb, c.baseline.usage.peakRssMb)
     }
-    out.push(table("REST against the hand-written baseline (`node:http` + `pg` + `JSON.stringify`, bench/baseline/rest.ts)", ["endpoint", "metric", "service", "baseline", "ratio"], rows))
+    out.push(table(`REST against the hand-written baseline (\`node:http\` + \`pg\` + \`JSON.stringify\`, bench/baseline/rest.ts; ${plan.rest.rounds} alternating round(s), latency = median of the rounds)`, ["endpoint", "metric", "service", "baseline", "ratio"], rows))
     if (results.rest.serviceRssAfterMb !== undefined) out.push(`Service RSS after the REST load: ${f(results.rest.serviceRssAfterMb, 0)} MB.`, "")
   }
   const rows: Array<Array<string>> = []
