@@ -23,13 +23,19 @@ const PROJECT_SUMMARY_JSON = `'{"id":"' || id || '","title":' || to_json(title):
   || ',"createdAt":"' || ${iso("created_at")} || '","updatedAt":"' || ${iso("updated_at")}
   || '","messageCount":' || message_count || '}'`
 
-/** Role and status are constrained to known words by the table, ids are UUIDs: only text needs escaping. */
+/**
+ * Code blocks are stored as `jsonb`, which reorders keys: each is rebuilt in the API's key
+ * order, decoded once per block by `jsonb_to_recordset` (cheaper than six `->` lookups).
+ */
 const CODE_BLOCKS_JSON = `CASE WHEN code_blocks = '[]'::jsonb THEN '[]' ELSE (
-  SELECT '[' || string_agg('{"language":' || (b->'language')::text || ',"code":' || (b->'code')::text
-    || ',"startIndex":' || (b->'startIndex')::text || ',"endIndex":' || (b->'endIndex')::text
-    || ',"startLine":' || (b->'startLine')::text || ',"endLine":' || (b->'endLine')::text || '}', ',' ORDER BY k) || ']'
-  FROM jsonb_array_elements(code_blocks) WITH ORDINALITY AS e(b, k)) END`
+  SELECT '[' || string_agg('{"language":' || coalesce(to_json(b.language)::text, 'null') || ',"code":' || to_json(b.code)::text
+    || ',"startIndex":' || b.start_index || ',"endIndex":' || b.end_index
+    || ',"startLine":' || b.start_line || ',"endLine":' || b.end_line || '}', ',' ORDER BY b.k) || ']'
+  FROM ROWS FROM (jsonb_to_recordset(code_blocks)
+         AS ("language" text, "code" text, "startIndex" bigint, "endIndex" bigint, "startLine" bigint, "endLine" bigint))
+       WITH ORDINALITY AS b(language, code, start_index, end_index, start_line, end_line, k)) END`
 
+/** Role and status are constrained to known words by the table, ids are UUIDs: only text needs escaping. */
 const MESSAGE_JSON = `'{"id":"' || id || '","role":"' || role || '","content":' || to_json(content)::text
   || ',"status":"' || status || '"'
   || CASE WHEN role = 'assistant' THEN ',"codeBlocks":' || ${CODE_BLOCKS_JSON} ELSE '' END
