@@ -70,7 +70,8 @@ describe("GET /api/projects/:id as JSON built by PostgreSQL", () => {
     Effect.gen(function* () {
       const app = yield* startApp()
       const project = yield* newProject(app, "Title with \"quotes\", \\ and ünïcödé 🚀")
-      const statuses = ["complete", "streaming", "cancelled", "error", "interrupted"] as const
+      // One answer at most streams per project (a database constraint): the second message's.
+      const statuses = ["complete", "cancelled", "error", "interrupted"] as const
       const stopReasons = ["end_turn", "max_tokens", undefined]
       let i = 0
       for (const text of TRICKY_TEXTS) {
@@ -78,7 +79,7 @@ describe("GET /api/projects/:id as JSON built by PostgreSQL", () => {
         yield* insertMessage(app, project.id, {
           role: "assistant",
           content: text,
-          status: statuses[i % statuses.length]!,
+          status: i === 1 ? "streaming" : statuses[i % statuses.length]!,
           ...(stopReasons[i % 3] === undefined ? {} : { stopReason: stopReasons[i % 3]! })
         })
         i++
