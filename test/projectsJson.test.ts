@@ -37,7 +37,7 @@ const schemaEncodedProject = (app: TestApp, projectId: string) =>
       SELECT id, title, created_at AS "createdAt", updated_at AS "updatedAt" FROM projects WHERE id = ${projectId}`
     const rows = yield* app.sql`
       SELECT id, project_id AS "projectId", role, content, status, code_blocks AS "codeBlocks",
-             client_message_id AS "clientMessageId", stop_reason AS "stopReason", created_at AS "createdAt"
+             client_message_id AS "clientMessageId", stop_reason AS "stopReason", continuations, created_at AS "createdAt"
       FROM messages WHERE project_id = ${projectId} ORDER BY ordinal`
     const messages = rows.map((row) => Schema.decodeUnknownSync(MessageRow)(row).toMessage())
     const value = ProjectWithMessages.make({ ...project!, id: project!.id as never, messages })
