@@ -88,12 +88,11 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
           onSome: Effect.succeed
         })
 
-    const create = (title: string | undefined) =>
+    const create = Effect.fn("Projects.create")((title: string | undefined) =>
       insert({ title: title ?? DEFAULT_TITLE, titleSource: title === undefined ? "default" : "user" }).pipe(
         orUnavailable,
-        Effect.map((row) => row.toProject()),
-        Effect.withSpan("Projects.create")
-      )
+        Effect.map((row) => row.toProject())
+      ))
 
     const ListRow = Schema.Struct({
       etag: Schema.String,
@@ -140,32 +139,25 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
       }
     )
 
-    const find = (id: ProjectId) =>
-      findById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id)), Effect.withSpan("Projects.find"))
+    const find = Effect.fn("Projects.find")((id: ProjectId) => findById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id))))
 
-    const rename = (id: ProjectId, title: string, titleSource: TitleSource = "user") =>
-      updateTitle({ id, title, titleSource }).pipe(
+    /** The user's rename: the title is the user's from now on, never replaced by a generated one. */
+    const rename = Effect.fn("Projects.rename")((id: ProjectId, title: string) =>
+      updateTitle({ id, title, titleSource: "user" }).pipe(
         orUnavailable,
         Effect.flatMap(orNotFound(id)),
-        Effect.map((row) => row.toProject()),
-        Effect.withSpan("Projects.rename")
-      )
+        Effect.map((row) => row.toProject())
+      ))
 
     /** Sets a generated title unless someone (the user, or a faster generation) set one already. */
-    const setGeneratedTitle = (id: ProjectId, title: string) =>
+    const setGeneratedTitle = Effect.fn("Projects.setGeneratedTitle")((id: ProjectId, title: string) =>
       updateDefaultTitle({ id, title }).pipe(
         orUnavailable,
-        Effect.map(Option.map((row) => row.toProject())),
-        Effect.withSpan("Projects.setGeneratedTitle")
-      )
+        Effect.map(Option.map((row) => row.toProject()))
+      ))
 
-    const remove = (id: ProjectId) =>
-      deleteById(id).pipe(
-        orUnavailable,
-        Effect.flatMap(orNotFound(id)),
-        Effect.asVoid,
-        Effect.withSpan("Projects.remove")
-      )
+    const remove = Effect.fn("Projects.remove")((id: ProjectId) =>
+      deleteById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id)), Effect.asVoid))
 
     return { create, listJson, find, getJson, rename, setGeneratedTitle, remove } as const
   })
