@@ -2,6 +2,7 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { type JsonRead, pageRequest, parseIfNoneMatch } from "../projects/Paging.js"
 import { Projects } from "../projects/Projects.js"
+import { Chat } from "../chat/Chat.js"
 import { GoChatApi } from "./Api.js"
 
 /**
@@ -18,6 +19,7 @@ const readResponse = (read: JsonRead) => {
 export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (handlers) =>
   Effect.gen(function* () {
     const projects = yield* Projects
+    const chat = yield* Chat
     return handlers
       .handle("create", ({ payload }) => projects.create(payload?.title))
       .handle("list", ({ headers, urlParams }) =>
@@ -31,6 +33,6 @@ export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (han
           parseIfNoneMatch(headers["if-none-match"])
         ).pipe(Effect.map(readResponse)))
       .handle("rename", ({ path, payload }) => projects.rename(path.id, payload.title))
-      .handle("remove", ({ path }) => projects.remove(path.id))
+      .handle("remove", ({ path }) => Effect.zipRight(projects.remove(path.id), chat.projectDeleted(path.id)))
   })
 )
