@@ -6,9 +6,11 @@
  * a continuation sends ends with a user turn (no prefill).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Schedule } from "effect"
-import type { CompletionRequest } from "../src/claude/Claude.js"
-import { CONTINUE_INSTRUCTION, MIN_OVERLAP, overlapLength } from "../src/chat/Seams.js"
+import { Effect, Exit, Logger, Schedule, Stream, TestServices } from "effect"
+import { Claude, type CompletionRequest } from "../src/claude/Claude.js"
+import { DemoModelLive } from "../src/claude/DemoModel.js"
+import { MIN_OVERLAP, overlapLength } from "../src/chat/Seams.js"
+import { continuationMessages, CONTINUE_INSTRUCTION } from "../src/claude/Continuation.js"
 import type { MessageId, ProjectId } from "../src/domain/Ids.js"
 import { memorySubscriber, type Received, startChatService } from "./support/ChatService.js"
 
@@ -282,4 +284,21 @@ describe("answers cut by a restart", () => {
       expect(yield* answerRow(after, oldId)).toMatchObject({ content: "Long ago", status: "interrupted" })
       expect(after.claude.requests, "the old answer was not continued").toHaveLength(2)
     }))
+})
+
+describe("the offline demo model", () => {
+  it.effect("continues its own answer from a partial text (a restart with the demo model finishes the same answer)", () =>
+    Effect.gen(function* () {
+      const claude = yield* Claude
+      const question = [{ role: "user" as const, content: "Build me an inventory tracker" }]
+      const textOf = (messages: CompletionRequest["messages"]) =>
+        claude.stream({ system: "", messages }).pipe(
+          Stream.runFold("", (text, event) => (event._tag === "TextDelta" ? text + event.text : text))
+        )
+      const whole = yield* textOf(question)
+      const partial = whole.slice(0, Math.floor(whole.length / 2))
+      const rest = yield* textOf(continuationMessages(question, partial))
+      expect(partial + rest).toBe(whole)
+      expect(rest.length).toBeGreaterThan(0)
+    }).pipe(Effect.provide(DemoModelLive), Effect.provide(Logger.remove(Logger.defaultLogger)), TestServices.provideLive))
 })

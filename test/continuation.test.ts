@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { CONTINUE_INSTRUCTION } from "../src/chat/Seams.js"
+import { CONTINUE_INSTRUCTION } from "../src/claude/Continuation.js"
 import { claudeChat, eventually, fakeIdle, newProject, TEST_API_KEY } from "./support/ChatApp.js"
 import { type ChatClient, connect, type MessageChunk, type MessageComplete } from "./support/ChatClient.js"
 import type { FakeRouter } from "./support/FakeRouter.js"

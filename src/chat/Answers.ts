@@ -7,6 +7,7 @@ import {
   estimateTokens,
   SYSTEM_PROMPT
 } from "../claude/Claude.js"
+import { continuationMessages } from "../claude/Continuation.js"
 import { AppConfig } from "../Config.js"
 import { claudeError, type ClaudeError } from "../domain/ClaudeError.js"
 import { type DatabaseUnavailable, InternalError, ProjectNotFound } from "../domain/Errors.js"
@@ -17,7 +18,7 @@ import { buildContext } from "./Context.js"
 import * as Events from "./Events.js"
 import type { Generation, StopReason } from "./Generation.js"
 import { Rooms } from "./Rooms.js"
-import { continuationMessages, overlapLength, SEAM_WINDOW } from "./Seams.js"
+import { overlapLength, SEAM_WINDOW } from "./Seams.js"
 
 /** How an answer ended, computed once from its pipeline's `Exit`. */
 export type EndState =

@@ -1,4 +1,5 @@
 import { Chunk, Effect, Layer, Schedule, Stream } from "effect"
+import { continuedFrom } from "./Continuation.js"
 import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage, estimateTokens } from "./Claude.js"
 
 /** Pause between chunks: slow enough to see the answer stream in, fast enough for tests. */
@@ -124,7 +125,10 @@ export const DemoModelLive = Layer.effect(
       "CLAUDE_API_KEY is not set: chat is answered by the offline DEMO model, not Claude. Set CLAUDE_API_KEY for real answers."
     )
     const stream = (request: CompletionRequest) => {
-      const answer = demoAnswer(request.messages)
+      // A continuation goes on with the rest of the same deterministic answer.
+      const continued = continuedFrom(request.messages)
+      const whole = demoAnswer(continued?.conversation ?? request.messages)
+      const answer = continued === undefined ? whole : whole.startsWith(continued.partial) ? whole.slice(continued.partial.length) : whole
       const deltas = Stream.fromIterable(demoChunks(answer)).pipe(
         Stream.schedule(Schedule.spaced(CHUNK_DELAY)),
         Stream.map((text): CompletionEvent => ({ _tag: "TextDelta", text }))
