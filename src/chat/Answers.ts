@@ -18,7 +18,7 @@ import { buildContext } from "./Context.js"
 import * as Events from "./Events.js"
 import type { Generation, StopReason } from "./Generation.js"
 import { Rooms } from "./Rooms.js"
-import { overlapLength, SEAM_WINDOW } from "./Seams.js"
+import { Seam } from "./Seams.js"
 
 /** How an answer ended, computed once from its pipeline's `Exit`. */
 export type EndState =
@@ -42,28 +42,6 @@ const logDefect = <A, E>(exit: Exit.Exit<A, E>) =>
   Exit.isFailure(exit) && Option.isNone(Cause.failureOption(exit.cause)) && !Cause.isInterruptedOnly(exit.cause)
     ? Effect.logError("unexpected error while generating an answer", exit.cause)
     : Effect.void
-
-/**
- * A continuation's first text, held until it is long enough (SEAM_WINDOW) to trim what
- * repeats the end of the answer so far; then, and whenever the attempt ends, it joins.
- */
-class Seam {
-  private held: string | undefined
-  constructor(private readonly deliver: (text: string) => void, private readonly textSoFar: () => string, continuing: boolean) {
-    this.held = continuing ? "" : undefined
-  }
-  add(text: string): void {
-    if (this.held === undefined) return this.deliver(text)
-    this.held += text
-    if (this.held.length >= SEAM_WINDOW) this.join()
-  }
-  join(): void {
-    if (this.held === undefined) return
-    const held = this.held
-    this.held = undefined
-    this.deliver(held.slice(overlapLength(this.textSoFar(), held)))
-  }
-}
 
 /**
  * The Sink end of an answer: each delta is appended to the generation and delivered to

@@ -16,3 +16,25 @@ export const overlapLength = (previous: string, next: string): number => {
   }
   return 0
 }
+
+/**
+ * A continuation's first text, held until it is long enough (SEAM_WINDOW) to trim what
+ * repeats the end of the answer so far; then, and whenever the attempt ends, it joins.
+ */
+export class Seam {
+  private held: string | undefined
+  constructor(private readonly deliver: (text: string) => void, private readonly textSoFar: () => string, continuing: boolean) {
+    this.held = continuing ? "" : undefined
+  }
+  add(text: string): void {
+    if (this.held === undefined) return this.deliver(text)
+    this.held += text
+    if (this.held.length >= SEAM_WINDOW) this.join()
+  }
+  join(): void {
+    if (this.held === undefined) return
+    const held = this.held
+    this.held = undefined
+    this.deliver(held.slice(overlapLength(this.textSoFar(), held)))
+  }
+}
