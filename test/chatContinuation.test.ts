@@ -207,7 +207,7 @@ describe("continue on request", () => {
       second.finish()
       const [, complete] = yield* listener.waitFor("message_complete", 2)
       expect(complete).toMatchObject({ messageId, fullContent: "So far, so good.", status: "complete", continuations: 1 })
-      expect(other.received[0]).toMatchObject({ type: "message_start", messageId, resumed: true })
+      expect(other.ofType("message_start")).toMatchObject([{ messageId, resumed: true }])
       expect(assemble(other.ofType("message_chunk"))).toBe("So far, so good.")
       expect(yield* answerRow(service, messageId)).toMatchObject({ content: "So far, so good.", status: "complete", continuations: 1 })
     }))

@@ -1,4 +1,4 @@
-import { Cause, type Chunk, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
+import { Cause, type Chunk, Clock, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
 import {
   Claude,
   type CompletionEvent,
@@ -59,6 +59,19 @@ const deliverTo = (seam: Seam) =>
       }
     }
     return last
+  })
+
+/** Counts one more request for the answer, and says why: on the log and as an event of the `Chat.generation` span. */
+const recordContinuation = (generation: Generation, reason: string, detail?: string) =>
+  Effect.gen(function* () {
+    generation.continuations++
+    const span = yield* Effect.currentSpan.pipe(Effect.option)
+    if (Option.isSome(span)) {
+      span.value.event("continuation", yield* Clock.currentTimeNanos, { reason, continuations: generation.continuations })
+    }
+    yield* Effect.logInfo("continuing an answer").pipe(
+      Effect.annotateLogs({ reason, continuations: generation.continuations, ...(detail === undefined ? {} : { detail }) })
+    )
   })
 
 /** Pause before a continuation that follows a transient failure: 0.5 s, 1 s, 2 s, … at most 8 s. */
@@ -122,17 +135,13 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           if (Either.isRight(result)) {
             if (result.right.stopReason !== "max_tokens" || afterMaxTokens >= config.claudeMaxContinuations) return result.right
             afterMaxTokens++
-            generation.continuations++
-            yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ reason: "max_tokens", continuations: generation.continuations }))
+            yield* recordContinuation(generation, "max_tokens")
             continue
           }
           const error = result.left
           if (error._tag !== "ClaudeError" || !error.transient || afterFailures >= config.claudeStreamRetries) return yield* Effect.fail(error)
           afterFailures++
-          generation.continuations++
-          yield* Effect.logWarning("continuing an answer after a transient failure").pipe(
-            Effect.annotateLogs({ reason: error.code, detail: error.detail, continuations: generation.continuations })
-          )
+          yield* recordContinuation(generation, error.code, error.detail)
           yield* Effect.sleep(retryDelay(afterFailures))
         }
       })
