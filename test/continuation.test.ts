@@ -197,6 +197,10 @@ describe("answers cut by the process, continued at the next start", () => {
           { role: "assistant", content: stored },
           { role: "user", content: CONTINUE_INSTRUCTION }
         ])
+        const logged = second.logs().find((line) => line["message"] === "continuing an answer interrupted by a restart")
+        expect(logged?.["messageId"], "the restart says which answer it continues").toBe(start.messageId)
+        const finished = second.logs().find((line) => line["message"] === "answer finished" && line["messageId"] === start.messageId)
+        expect(finished).toMatchObject({ status: "complete", continuations: 1 })
         second.signal("SIGTERM")
         expect(yield* awaitExit(second)).toStrictEqual({ code: 0, signal: null })
       }), 120_000)
