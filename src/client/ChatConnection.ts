@@ -23,7 +23,7 @@ export interface ChatConnectionOptions {
   readonly baseUrl: string
   readonly projectId: string
   /** The AUTH_TOKEN, sent as `?token=`; a function is asked again at every (re)connect. */
-  readonly token?: string | (() => string | undefined)
+  readonly token?: string | undefined | (() => string | undefined)
   /** Required on Node 20 (e.g. `WebSocket` from `ws`); the global one otherwise. */
   readonly WebSocket?: WebSocketConstructor
   readonly backoff?: BackoffOptions

@@ -6,7 +6,7 @@ export interface RestClientOptions {
   /** The service's base URL, e.g. `http://127.0.0.1:3000` (in a page: `location.origin`). */
   readonly baseUrl: string
   /** The AUTH_TOKEN, sent as `Authorization: Bearer …`; a function is asked at every request. */
-  readonly token?: string | (() => string | undefined)
+  readonly token?: string | undefined | (() => string | undefined)
 }
 
 /**
