@@ -76,6 +76,10 @@ describe("the page is served with a strict Content-Security-Policy", () => {
       expect(script.headers.get("content-type")).toContain("javascript")
       const styles = yield* get(`${app.url}/playground/app.css`)
       expect(styles.text).toContain(".hljs")
+      // Only the page's own files are served: anything else under /playground/ is an unknown route.
+      const other = yield* get(`${app.url}/playground/../package.json`)
+      expect(other.status).toBe(404)
+      expect((yield* get(`${app.url}/playground/app.js.map`)).status).toBe(404)
     }))
 })
 
