@@ -150,6 +150,24 @@ describe.skipIf(!hasChromium)("the playground in headless Chromium", () => {
       expect(errors).toEqual([])
     }), 120_000)
 
+  it.scopedLive("works with the offline demo model (a fresh machine): the answer completes and its code block is highlighted", () =>
+    Effect.gen(function* () {
+      const app = yield* startTestApp({ SHUTDOWN_GRACE_SECONDS: "1" })
+      const project = yield* newProject(app)
+      const { page, errors } = yield* Effect.promise(() => openPage())
+      yield* Effect.addFinalizer(() => Effect.promise(() => page.close()))
+      const ui = <A>(run: () => Promise<A>) => Effect.promise(run)
+      yield* ui(() => page.goto(`${app.url}/?project=${project.id}`))
+      yield* ui(() => connected(page))
+      yield* ui(() => page.locator("#input").fill("Build me a todo app in TypeScript"))
+      yield* ui(() => page.locator("#send").click())
+      yield* ui(() => page.waitForSelector(".message.assistant[data-status=complete] pre code.hljs.language-typescript .hljs-keyword"))
+      const [stored] = (yield* storedMessages(app, project.id)).filter((row) => row.role === "assistant")
+      expect(stored?.status).toBe("complete")
+      expect(stored?.content).toContain("```typescript")
+      expect(errors).toEqual([])
+    }), 120_000)
+
   it.scopedLive("projects: create, rename and delete from the list", () =>
     Effect.gen(function* () {
       const app = yield* startTestApp()
