@@ -1,5 +1,5 @@
 // `npm start`'s prestart: compiles src/ to dist/ only when dist/ is missing or older than a
-// source. tsc costs ~5 s; a start with nothing changed should not pay it. Plain JavaScript:
+// source. the build costs ~5 s; a start with nothing changed should not pay it. Plain JavaScript:
 // it runs before anything is compiled.
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
@@ -15,14 +15,25 @@ const mtime = (file) => {
   }
 }
 
-/** Each `src/**.ts` with the `dist/**.js` tsc writes for it (tsc rewrites every output on each build). */
 const sources = (Fs.readdirSync(Path.join(root, "src"), { recursive: true, withFileTypes: true }))
-  .filter((entry) => entry.isFile() && entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts"))
+  .filter((entry) => entry.isFile() && !entry.name.endsWith(".d.ts"))
   .map((entry) => Path.join(entry.parentPath ?? entry.path, entry.name))
+const playground = Path.join(root, "src", "playground")
+
+/**
+ * What `npm run build` writes: the `dist/**.js` tsc writes for each `src/**.ts` (every output
+ * on each build; the playground is bundled, not compiled), and the client and playground bundles.
+ */
+const outputs = [
+  ...sources
+    .filter((source) => source.endsWith(".ts") && !source.startsWith(playground + Path.sep))
+    .map((source) => Path.join(root, "dist", Path.relative(Path.join(root, "src"), source)).replace(/\.ts$/, ".js")),
+  ...["dist/client/index.js", "dist/playground/app.js", "dist/playground/app.css", "dist/playground/index.html"].map((file) => Path.join(root, file))
+]
 
 const staleBecause = () => {
-  const configs = ["tsconfig.json", "tsconfig.build.json", "package-lock.json"].map((file) => Path.join(root, file))
-  const outputs = sources.map((source) => Path.join(root, "dist", Path.relative(Path.join(root, "src"), source)).replace(/\.ts$/, ".js"))
+  const configs = ["tsconfig.json", "tsconfig.build.json", "tsconfig.client.json", "package-lock.json", "scripts/build-client.mjs"]
+    .map((file) => Path.join(root, file))
   let oldestOutput = Infinity
   for (const output of outputs) {
     const time = mtime(output)
@@ -38,8 +49,7 @@ const staleBecause = () => {
 const reason = staleBecause()
 if (reason !== undefined) {
   process.stderr.write(`building dist/: ${reason}\n`)
-  const tsc = Path.join(root, "node_modules", "typescript", "bin", "tsc")
-  const result = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" })
+  const result = spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" })
   // A failed build may still have emitted files: make sure the next start tries again.
   if (result.status !== 0) Fs.rmSync(Path.join(root, "dist", "main.js"), { force: true })
   process.exit(result.status ?? 1)

@@ -386,7 +386,7 @@ describe("the HTTP edge", () => {
     Effect.gen(function* () {
       const app = yield* startApp()
       const project = yield* newProject(app)
-      for (const path of ["/", "/api", "/api/nothing", `/api/projects/${project.id}/messages`, "/api/projects/x/y"]) {
+      for (const path of ["/api", "/api/nothing", `/api/projects/${project.id}/messages`, "/api/projects/x/y"]) {
         expectError(yield* get(`${app.url}${path}`), 404, "NOT_FOUND")
       }
       expectError(yield* sendJson("POST", `${app.url}/api/unknown`, { a: 1 }), 404, "NOT_FOUND")

@@ -101,5 +101,8 @@ export class GoChatApi extends HttpApi.make("go-chat")
   .addError(DatabaseUnavailableBody)
   .addError(InternalErrorBody)
   .annotate(OpenApi.Title, "Go Chat backend")
-  .annotate(OpenApi.Description, "Projects REST API; chat streams over the WebSocket at /ws/chat?projectId=…")
+  .annotate(
+    OpenApi.Description,
+    "Projects REST API; chat streams over the WebSocket at /ws/chat?projectId=…, described in [the AsyncAPI document](/asyncapi.json). A playground page is at [/](/)."
+  )
 {}

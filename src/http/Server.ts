@@ -6,9 +6,11 @@ import { AppConfig } from "../Config.js"
 import { Lifecycle } from "../Lifecycle.js"
 import { GoChatApi } from "./Api.js"
 import { Chat } from "../chat/Chat.js"
+import { AsyncApiRoute } from "./AsyncApi.js"
 import { ChatSocketRoute } from "./ChatSocket.js"
 import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
+import { PlaygroundRoute } from "./Playground.js"
 import { ProjectsHttpLive } from "./ProjectsHttp.js"
 import { requestMiddleware } from "./RequestLog.js"
 
@@ -53,7 +55,7 @@ const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
     })
   )
 
-/** The HTTP server: REST API, chat WebSocket, OpenAPI document and page, CORS, errors, access log. */
+/** The HTTP server: REST API, chat WebSocket, OpenAPI and AsyncAPI documents, playground page, CORS, errors, access log. */
 export const HttpServerLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
@@ -71,6 +73,8 @@ export const HttpServerLive = Layer.unwrapEffect(
       Layer.provide(ErrorMappingLive),
       Layer.provide(ApiLive),
       Layer.provide(ChatSocketRoute),
+      Layer.provide(AsyncApiRoute),
+      Layer.provide(PlaygroundRoute),
       HttpServer.withLogAddress
     )
     // Built last, released first: draining starts while the server still answers.
