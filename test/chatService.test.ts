@@ -205,6 +205,34 @@ describe("Chat service", () => {
       expect((yield* rows(service, projectId)).map((row) => row.role)).toEqual(["user", "assistant"])
     }))
 
+  it.scopedLive("the same clientMessageId sent twice at once (a retry racing its original) gives one message and one answer, and no error", () =>
+    Effect.gen(function* () {
+      const service = yield* startChatService()
+      const projectId = yield* service.newProject
+      const first = memorySubscriber()
+      const second = memorySubscriber()
+      yield* service.chat.connect(projectId, first.subscriber)
+      yield* service.chat.connect(projectId, second.subscriber)
+      yield* Effect.all(
+        [
+          service.chat.send(projectId, chatMessage("once", "client-9"), first.subscriber),
+          service.chat.send(projectId, chatMessage("once", "client-9"), second.subscriber)
+        ],
+        { concurrency: 2 }
+      )
+      const answer = yield* service.claude.nextAnswer
+      answer.delta("only once")
+      answer.finish()
+      for (const listener of [first, second]) {
+        const [complete] = yield* listener.waitFor("message_complete")
+        expect(complete).toMatchObject({ status: "complete", fullContent: "only once" })
+        expect(listener.ofType("error")).toEqual([])
+        expect(listener.ofType("message_complete"), "never an early `interrupted` acknowledgement").toHaveLength(1)
+      }
+      expect(service.claude.requests).toHaveLength(1)
+      expect((yield* rows(service, projectId)).map((row) => row.role)).toEqual(["user", "assistant"])
+    }))
+
   it.scopedLive("drain lets an answer that ends within the grace period complete", () =>
     Effect.gen(function* () {
       const service = yield* startChatService()

@@ -14,11 +14,8 @@ import { Titles } from "./Titles.js"
 
 /** Close code for the sockets of a deleted project (the application range, like HTTP 404). */
 const PROJECT_GONE = 4404
-
 /** How long sockets get to flush their last events and close frame at shutdown. */
 const SOCKET_CLOSE_GRACE = Duration.seconds(2)
-
-const isBlank = (text: string) => text.trim().length === 0
 
 /**
  * The chat: stores the user's message, runs Claude's answer (`Answers`) for every
@@ -42,26 +39,28 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.acquireRelease(Effect.sync(() => rooms.join(projectId, subscriber)), () => Effect.sync(() => rooms.leave(projectId, subscriber)))
 
     const validate = (frame: ChatMessageFrame) =>
-      isBlank(frame.content)
+      frame.content.trim().length === 0
         ? Effect.fail(new ValidationError({ message: "content must not be empty" }))
         : frame.content.length > config.maxMessageChars
         ? Effect.fail(new MessageTooLarge({ limit: config.maxMessageChars, unit: "characters" }))
         : Effect.void
 
-    /** A retried send (same clientMessageId) is acknowledged with the answer stored for it; false when none is. */
-    const acknowledgeAgain = (reply: Subscriber, userMessageId: MessageId) =>
+    /**
+     * A retried send (same clientMessageId) is acknowledged with what exists for it: the
+     * running answer's catch-up, nothing yet when its answer is about to start (its start
+     * reaches every connection of the project), or the stored answer; false when none is.
+     */
+    const acknowledgeAgain = (projectId: ProjectId, reply: Subscriber, userMessageId: MessageId) =>
       Effect.map(messages.answerTo(userMessageId), (answer) => {
         if (Option.isNone(answer)) return false
         const { id, content, codeBlocks, status, stopReason, continuations } = answer.value
+        if (status === "streaming") {
+          const running = rooms.running(projectId)
+          if (running?.messageId === id) for (const json of running.catchUp()) reply.send(json)
+          return true
+        }
         reply.send(Events.messageStart(id, userMessageId, true))
-        reply.send(Events.messageComplete({
-          messageId: id,
-          fullContent: content,
-          codeBlocks,
-          status: status === "streaming" ? "interrupted" : status,
-          stopReason,
-          continuations
-        }))
+        reply.send(Events.messageComplete({ messageId: id, fullContent: content, codeBlocks, status, stopReason, continuations }))
         return true
       })
 
@@ -74,7 +73,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.gen(function* () {
         const clientMessageId = frame.clientMessageId ?? null
         const { message: userMessage, created } = yield* messages.insertUser(projectId, frame.content, clientMessageId)
-        if (!created && (yield* acknowledgeAgain(reply, userMessage.id))) return
+        if (!created && (yield* acknowledgeAgain(projectId, reply, userMessage.id))) return
         const messageId = yield* messages.insertAssistant(projectId)
         const generation = new Generation(messageId, userMessage.id, clientMessageId)
         rooms.begin(projectId, generation)
@@ -102,10 +101,12 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           for (const json of running.catchUp()) reply.send(json)
           return
         }
-        if (!rooms.reserve(projectId)) {
+        // A retry of the send whose answer is about to start: that start reaches this connection too.
+        if (clientMessageId !== null && rooms.isReservedFor(projectId, clientMessageId)) return
+        if (!rooms.reserve(projectId, clientMessageId)) {
           // A retry of a message answered earlier is acknowledged even while another answer runs.
           const stored = clientMessageId === null ? Option.none() : yield* messages.findUserByClientId(projectId, clientMessageId)
-          if (Option.isSome(stored) && (yield* acknowledgeAgain(reply, stored.value.id))) return
+          if (Option.isSome(stored) && (yield* acknowledgeAgain(projectId, reply, stored.value.id))) return
           return yield* new ChatBusy({ messageId: rooms.running(projectId)?.messageId ?? "" })
         }
         yield* start(projectId, frame, reply).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))

@@ -17,6 +17,8 @@ interface Room {
   generation: Generation | undefined
   /** A send is between its checks and its answer starting: the project is busy. */
   reserved: boolean
+  /** The `clientMessageId` of that send, if it has one: its retries wait for its start. */
+  reservedFor: string | null
 }
 
 /**
@@ -33,7 +35,7 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
     const roomOf = (projectId: ProjectId): Room => {
       let room = rooms.get(projectId)
       if (room === undefined) {
-        room = { subscribers: new Set(), generation: undefined, reserved: false }
+        room = { subscribers: new Set(), generation: undefined, reserved: false, reservedFor: null }
         rooms.set(projectId, room)
       }
       return room
@@ -63,18 +65,22 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
       },
       /** The answer streaming in the project, if any. */
       running: (projectId: ProjectId): Generation | undefined => rooms.get(projectId)?.generation,
-      /** Claims the project for a new answer; false when it is busy. */
-      reserve: (projectId: ProjectId): boolean => {
+      /** Claims the project for a new answer (of the send `clientMessageId`); false when it is busy. */
+      reserve: (projectId: ProjectId, clientMessageId: string | null = null): boolean => {
         const room = roomOf(projectId)
         if (room.generation !== undefined || room.reserved) return false
         room.reserved = true
+        room.reservedFor = clientMessageId
         return true
       },
+      /** Whether the project is reserved for the send `clientMessageId` (its answer is about to start). */
+      isReservedFor: (projectId: ProjectId, clientMessageId: string): boolean => rooms.get(projectId)?.reservedFor === clientMessageId,
       /** Gives up a claim that did not become an answer (harmless after `begin`). */
       unreserve: (projectId: ProjectId): void => {
         const room = rooms.get(projectId)
         if (room === undefined) return
         room.reserved = false
+        room.reservedFor = null
         releaseIfUnused(projectId, room)
       },
       /**
@@ -84,6 +90,7 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
       begin: (projectId: ProjectId, generation: Generation): void => {
         const room = roomOf(projectId)
         room.reserved = false
+        room.reservedFor = null
         room.generation = generation
         const start = generation.isResumed
           ? generation.catchUp()

@@ -25,7 +25,9 @@ export const storedCompletions = (
 ): Promise<ReadonlyArray<MessageComplete>> =>
   Effect.gen(function* () {
     const client = yield* fetchRestClient({ ...options, baseUrl: httpBaseUrl(options.baseUrl) })
-    const project = yield* client.projects.get({ path: { id: ProjectId.make(options.projectId) } })
+    const project = yield* client.projects.get({ path: { id: ProjectId.make(options.projectId) }, urlParams: {}, headers: {} })
+    // No If-None-Match was sent, so never a 304 (void); TypeScript cannot know that.
+    if (!project) return []
     return project.messages
       .filter((message) => messageIds.includes(message.id) && message.status !== "streaming")
       .map((message): MessageComplete => ({
@@ -35,6 +37,8 @@ export const storedCompletions = (
         codeBlocks: message.codeBlocks ?? [],
         status: message.status === "streaming" ? "interrupted" : message.status,
         stopReason: null,
+        // Not part of the stored message's REST shape.
+        continuations: 0,
         timestamp: new Date().toISOString()
       }))
   }).pipe(Effect.catchAll(() => Effect.succeed([])), Effect.catchAllDefect(() => Effect.succeed([])), Effect.runPromise)

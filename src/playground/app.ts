@@ -75,7 +75,7 @@ const show = (view: MessageView) => {
 }
 
 const loadProjects = async () => {
-  const list = await rest((client) => client.projects.list())
+  const list = await rest((client) => client.projects.list({ urlParams: {}, headers: {} }))
   if (list === undefined) return
   ui.projects.replaceChildren(...list.projects.map((project) => {
     const item = document.createElement("li")
@@ -160,7 +160,7 @@ const openProject = async (requested: string) => {
     return
   }
   const projectId = id.value
-  const project = await rest((client) => client.projects.get({ path: { id: projectId } }))
+  const project = await rest((client) => client.projects.get({ path: { id: projectId }, urlParams: {}, headers: {} }))
   if (project === undefined) return
   closeProject()
   currentProject = projectId

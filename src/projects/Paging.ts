@@ -1,4 +1,4 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Encoding, ParseResult, Schema } from "effect"
 
 /** The largest page a client may ask for, of projects or of messages. */
 export const MAX_PAGE_SIZE = 500
@@ -26,14 +26,15 @@ const opaqueCursor = <A, I>(keyset: Schema.Schema<A, I>, description: string) =>
       if (!/^[A-Za-z0-9_-]{1,400}$/.test(text)) return invalid
       let json: unknown
       try {
-        json = JSON.parse(Buffer.from(text, "base64url").toString("utf8"))
+        // Effect's Encoding rather than Buffer: the typed client runs this schema in browsers too.
+        json = JSON.parse(Either.getOrThrow(Encoding.decodeBase64UrlString(text)))
       } catch {
         return invalid
       }
       return Either.match(Schema.decodeUnknownEither(keyset)(json), { onLeft: () => invalid, onRight: ParseResult.succeed })
     },
     encode: (value) =>
-      ParseResult.succeed(Buffer.from(JSON.stringify(Schema.encodeSync(keyset)(value)), "utf8").toString("base64url"))
+      ParseResult.succeed(Encoding.encodeBase64Url(JSON.stringify(Schema.encodeSync(keyset)(value))))
   }).annotations({ description })
 
 /** PostgreSQL's microsecond timestamp in UTC, as the list query writes it; a real instant. */
