@@ -7,6 +7,7 @@ import {
   PayloadTooLarge,
   ProjectNotFound,
   RouteNotFound,
+  Unauthorized,
   ValidationError
 } from "../domain/Errors.js"
 
@@ -69,4 +70,10 @@ export const ForbiddenOriginBody = errorBody(ForbiddenOrigin, {
   code: "FORBIDDEN_ORIGIN",
   status: 403,
   fromMessage: () => new ForbiddenOrigin({ origin: "" })
+})
+
+export const UnauthorizedBody = errorBody(Unauthorized, {
+  code: "UNAUTHORIZED",
+  status: 401,
+  fromMessage: () => new Unauthorized()
 })
