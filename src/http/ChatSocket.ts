@@ -91,7 +91,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
     const config = yield* AppConfig
     const sockets = yield* SocketServer
     const accessToken = yield* AccessToken
-    const maxQueuedBytes = 2 * sockets.maxFrameBytes
+    const maxQueuedBytes = 2 * sockets.maxPayload
     const knownProjects = yield* Cache.makeWith({
       capacity: 10_000,
       lookup: (projectId: ProjectId) => projects.find(projectId),

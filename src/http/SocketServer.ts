@@ -31,6 +31,13 @@ export const closeBounded = (ws: WebSocket, code: number, reason: string): void 
 export const maxFrameBytesFor = (maxMessageChars: number): number => maxMessageChars * 6 + 4096
 
 /**
+ * `ws` refuses a frame above this from its header (close 1009), before buffering it. A
+ * frame between the two limits is read and answered with MESSAGE_TOO_LARGE, so a client
+ * that is slightly over learns why and keeps its connection.
+ */
+export const maxPayloadFor = (maxFrameBytes: number): number => 2 * maxFrameBytes
+
+/**
  * The `ws` server behind /ws/chat, made here rather than by the platform so that its
  * limits are ours: `maxPayload` (a larger frame is refused with 1009 from its header,
  * before it is buffered), one heartbeat for every socket, a bound on unsent bytes, and
@@ -40,7 +47,12 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const maxFrameBytes = maxFrameBytesFor(config.maxMessageChars)
-    const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false, clientTracking: true })
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: maxPayloadFor(maxFrameBytes),
+      perMessageDeflate: false,
+      clientTracking: true
+    })
 
     /** When each socket last answered a ping, and whether a ping is waiting for its answer. */
     const heartbeats = new Map<WebSocket, { answeredAt: number; awaiting: boolean }>()
@@ -113,6 +125,6 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
       closeAll(1001, "going away").pipe(Effect.zipRight(Effect.async<void>((resume) => wss.close(() => resume(Effect.void)))))
     )
 
-    return { maxFrameBytes, upgrade, isBackedUp, closeAll, openSockets: () => wss.clients.size } as const
+    return { maxFrameBytes, maxPayload: maxPayloadFor(maxFrameBytes), upgrade, isBackedUp, closeAll, openSockets: () => wss.clients.size } as const
   })
 }) {}
