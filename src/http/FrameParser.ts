@@ -1,7 +1,7 @@
 import { Either, Schema } from "effect"
 import { ClientFrame, ClientFrameType } from "../domain/ChatProtocol.js"
 import { InvalidMessage, MessageTooLarge, ValidationError } from "../domain/Errors.js"
-import { boundedMessage, MAX_JSON_DEPTH, nestsDeeperThan } from "./JsonNesting.js"
+import { boundedMessage, MAX_JSON_DEPTH, nestsDeeperThan, topLevelType } from "./JsonNesting.js"
 
 const decodeClientFrame = Schema.decodeUnknownEither(ClientFrame, { errors: "first", onExcessProperty: "ignore" })
 const isKnownType = Schema.is(ClientFrameType)
@@ -17,7 +17,10 @@ export const parseFrame = (data: string | Uint8Array, maxFrameBytes: number): Ei
   if (typeof data !== "string") return Either.left(new InvalidMessage({ message: "binary frames are not supported; send JSON text" }))
   if (Buffer.byteLength(data, "utf8") > maxFrameBytes) return Either.left(new MessageTooLarge({ limit: maxFrameBytes, unit: "bytes" }))
   if (nestsDeeperThan(data)) {
-    return Either.left(new ValidationError({ message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }))
+    // Never parsed: the protocol's order of checks (unknown type first) read from the text.
+    return isKnownType(topLevelType(data))
+      ? Either.left(new ValidationError({ message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }))
+      : Either.left(new InvalidMessage({ message: `unknown message type; expected one of ${ClientFrameType.literals.join(", ")}` }))
   }
   let json: unknown
   try {

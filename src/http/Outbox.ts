@@ -17,14 +17,19 @@ export const makeOutbox = (ws: WebSocket, maxBufferedBytes: number) => {
     cutReason ??= reason
     close()
   }
+  const checkBackedUp = () => {
+    if (ws.bufferedAmount > maxBufferedBytes) cut("backed_up", () => ws.terminate())
+  }
   const subscriber: Subscriber = {
     send: (json) => {
       if (ws.readyState !== WebSocket.OPEN) return
       ws.send(json)
-      if (ws.bufferedAmount > maxBufferedBytes) cut("backed_up", () => ws.terminate())
+      checkBackedUp()
     },
     close: (code, reason) => closeBounded(ws, code, reason)
   }
+  // `ws` answers protocol pings by itself: a client that pings but never reads fills the buffer too.
+  ws.on("ping", checkBackedUp)
   return {
     subscriber,
     /** Closes with `code` for `reason` (1008 policy, 1011 server error), cut if the close handshake stalls. */

@@ -30,12 +30,15 @@ export const closeBounded = (ws: WebSocket, code: number, reason: string): void 
 /** The most a client may put in one frame: a chat message of MAX_MESSAGE_CHARS, JSON-escaped in the worst case, plus its envelope. */
 export const maxFrameBytesFor = (maxMessageChars: number): number => maxMessageChars * 6 + 4096
 
+/** Frames up to this size are always read and answered, however small MAX_MESSAGE_CHARS is. */
+const MIN_PAYLOAD_BYTES = 1024 * 1024
+
 /**
  * `ws` refuses a frame above this from its header (close 1009), before buffering it. A
  * frame between the two limits is read and answered with MESSAGE_TOO_LARGE, so a client
  * that is slightly over learns why and keeps its connection.
  */
-export const maxPayloadFor = (maxFrameBytes: number): number => 2 * maxFrameBytes
+export const maxPayloadFor = (maxFrameBytes: number): number => Math.max(2 * maxFrameBytes, MIN_PAYLOAD_BYTES)
 
 /**
  * The `ws` server behind /ws/chat, made here rather than by the platform so that its
@@ -69,9 +72,6 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
       }
     }).pipe(Effect.repeat(Schedule.spaced(config.wsPingInterval)), Effect.delay(config.wsPingInterval), Effect.forkScoped)
 
-    /** Whether the client has stopped reading: more unsent bytes than WS_MAX_BUFFERED_BYTES. */
-    const isBackedUp = (ws: WebSocket) => ws.bufferedAmount > config.wsMaxBufferedBytes
-
     const watch = (ws: WebSocket) => {
       const heartbeat = { answeredAt: Date.now(), awaiting: false }
       heartbeats.set(ws, heartbeat)
@@ -80,10 +80,6 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
         if (!heartbeat.awaiting) return
         heartbeat.awaiting = false
         heartbeat.answeredAt = Date.now()
-      })
-      // `ws` answers pings by itself; a client that pings but never reads fills our buffer.
-      ws.on("ping", () => {
-        if (isBackedUp(ws)) ws.terminate()
       })
       ws.once("close", () => heartbeats.delete(ws))
     }
@@ -125,6 +121,6 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
       closeAll(1001, "going away").pipe(Effect.zipRight(Effect.async<void>((resume) => wss.close(() => resume(Effect.void)))))
     )
 
-    return { maxFrameBytes, maxPayload: maxPayloadFor(maxFrameBytes), upgrade, isBackedUp, closeAll, openSockets: () => wss.clients.size } as const
+    return { maxFrameBytes, maxPayload: maxPayloadFor(maxFrameBytes), upgrade, closeAll, openSockets: () => wss.clients.size } as const
   })
 }) {}
