@@ -1,6 +1,7 @@
 import { type HttpServerRequest } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Duration, Effect, Schedule } from "effect"
+import { randomBytes } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import { WebSocket, WebSocketServer } from "ws"
 import { AppConfig } from "../Config.js"
@@ -57,28 +58,30 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
       clientTracking: true
     })
 
-    /** When each socket last answered a ping, and whether a ping is waiting for its answer. */
-    const heartbeats = new Map<WebSocket, { answeredAt: number; awaiting: boolean }>()
+    /** When each socket last answered a ping, and the payload of the ping it has yet to answer. */
+    const heartbeats = new Map<WebSocket, { answeredAt: number; awaiting: Buffer | undefined }>()
     const pongTimeout = Duration.toMillis(config.wsPongTimeout)
-    // One timer for all sockets (a timer per socket costs memory and idle CPU).
+    // One timer for all sockets (a timer per socket costs memory and idle CPU). Each ping
+    // carries a fresh random payload that only a client reading our frames can echo.
     yield* Effect.sync(() => {
       const now = Date.now()
+      const payload = randomBytes(8)
       for (const [ws, heartbeat] of heartbeats) {
         if (now - heartbeat.answeredAt > pongTimeout) ws.terminate()
-        else if (ws.readyState === WebSocket.OPEN && !heartbeat.awaiting) {
-          heartbeat.awaiting = true
-          ws.ping()
+        else if (ws.readyState === WebSocket.OPEN && heartbeat.awaiting === undefined) {
+          heartbeat.awaiting = payload
+          ws.ping(payload)
         }
       }
     }).pipe(Effect.repeat(Schedule.spaced(config.wsPingInterval)), Effect.delay(config.wsPingInterval), Effect.forkScoped)
 
     const watch = (ws: WebSocket) => {
-      const heartbeat = { answeredAt: Date.now(), awaiting: false }
+      const heartbeat: { answeredAt: number; awaiting: Buffer | undefined } = { answeredAt: Date.now(), awaiting: undefined }
       heartbeats.set(ws, heartbeat)
       // Only the answer to our ping counts: unsolicited pongs cannot keep a dead reader alive.
-      ws.on("pong", () => {
-        if (!heartbeat.awaiting) return
-        heartbeat.awaiting = false
+      ws.on("pong", (data) => {
+        if (heartbeat.awaiting === undefined || !data.equals(heartbeat.awaiting)) return
+        heartbeat.awaiting = undefined
         heartbeat.answeredAt = Date.now()
       })
       ws.once("close", () => heartbeats.delete(ws))
