@@ -175,10 +175,6 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
           Effect.forkScoped
         )
 
-        let protocolError: Error | undefined
-        ws.on("error", (error) => {
-          protocolError ??= error
-        })
         ws.on("message", (data, isBinary) => {
           // Binary frames are refused whatever they hold: their bytes need not be kept.
           const frame = isBinary ? EMPTY_BINARY_FRAME : data.toString()
@@ -193,18 +189,13 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
 
         yield* chat.connect(projectId, subscriber)
         yield* Effect.logDebug("chat socket connected")
-        const code = yield* closed(ws)
-        const cutReason = outbox.cutReason()
-        if (cutReason !== undefined || protocolError !== undefined) {
-          // `ws` closes by itself with 1009 (frame over maxPayload) or 1007 (invalid UTF-8).
-          yield* Effect.logWarning("chat socket closed by the server").pipe(
-            Effect.annotateLogs({
-              reason: cutReason ?? "protocol_error",
-              closeCode: code,
-              ...(protocolError === undefined ? {} : { detail: protocolError.message })
-            })
-          )
-        }
+        // Logged however serving ends: a connection cut by the server interrupts this fiber.
+        yield* closed(ws).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            const cut = outbox.cut()
+            return cut === undefined ? Effect.void : Effect.logWarning("chat socket closed by the server").pipe(Effect.annotateLogs({ ...cut }))
+          }))
+        )
       }).pipe(Effect.scoped, Effect.annotateLogs("projectId", projectId))
 
     yield* router.get(
