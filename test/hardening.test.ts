@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Net from "node:net"
 import WebSocket from "ws"
 import { claudeChat, getProject, startDemoApp } from "./support/ChatApp.js"
 import { connect } from "./support/ChatClient.js"
@@ -106,6 +107,40 @@ describe("chat socket: frames a hostile client sends", () => {
       yield* closed.await.pipe(Effect.flatten)
       expect(healthy.isOpen).toBe(true)
       yield* healthy.ping()
+    }), TEST_TIMEOUT)
+})
+
+describe("connections", () => {
+  it.scopedLive("past MAX_CONNECTIONS open connections, a new one is dropped; once they close, new ones are served", () =>
+    Effect.gen(function* () {
+      const app = yield* startDemoApp({ MAX_CONNECTIONS: "3" })
+      const { port } = new URL(app.url)
+      const open: Array<Net.Socket> = []
+      yield* Effect.addFinalizer(() => Effect.sync(() => open.forEach((socket) => socket.destroy())))
+      /** A keep-alive connection that asks for /health: answered (and held open), or dropped unanswered. */
+      const probe = () =>
+        new Promise<"answered" | "dropped">((resolve) => {
+          const socket = Net.connect(Number(port), "127.0.0.1")
+          open.push(socket)
+          socket.once("data", () => resolve("answered"))
+          socket.once("close", () => resolve("dropped"))
+          socket.once("error", () => resolve("dropped"))
+          socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n")
+        })
+      const outcomes: Array<string> = []
+      // Bounded: the cap is 3, and fetch may hold a keep-alive connection of its own.
+      while (outcomes.length < 8 && !outcomes.includes("dropped")) outcomes.push(yield* Effect.promise(probe))
+      expect(outcomes).toContain("dropped")
+      expect(outcomes.indexOf("dropped")).toBeLessThanOrEqual(3)
+      for (const socket of open.splice(0)) socket.destroy()
+      const health = yield* Effect.promise(async () => {
+        const deadline = Date.now() + LIVENESS_TIMEOUT_MS
+        for (;;) {
+          const outcome = await probe()
+          if (outcome === "answered" || Date.now() > deadline) return outcome
+        }
+      })
+      expect(health).toBe("answered")
     }), TEST_TIMEOUT)
 })
 

@@ -73,9 +73,9 @@ const EMPTY_BINARY_FRAME = new Uint8Array(0)
 
 /** Resolves when the socket has closed. */
 const closed = (ws: WebSocket) =>
-  Effect.async<number>((resume) => {
-    if (ws.readyState === WebSocket.CLOSED) resume(Effect.succeed(1006))
-    else ws.once("close", (code) => resume(Effect.succeed(code)))
+  Effect.async<void>((resume) => {
+    if (ws.readyState === WebSocket.CLOSED) resume(Effect.void)
+    else ws.once("close", () => resume(Effect.void))
   })
 
 /**
