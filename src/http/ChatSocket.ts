@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cache, Cause, Duration, Effect, Either, Exit, Option, Queue, Schema } from "effect"
+import { Cache, Cause, Duration, Effect, Either, Exit, Option, Queue, Schedule, Schema } from "effect"
 import { WebSocket } from "ws"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
@@ -94,7 +94,12 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
     const maxQueuedBytes = 2 * sockets.maxPayload
     const knownProjects = yield* Cache.makeWith({
       capacity: 10_000,
-      lookup: (projectId: ProjectId) => projects.find(projectId),
+      // A pool that is slow to hand out connections (a storm right after a restart) is not
+      // an outage: one failed lookup would refuse every handshake waiting on it.
+      lookup: (projectId: ProjectId) =>
+        projects.find(projectId).pipe(
+          Effect.retry({ times: 3, schedule: Schedule.exponential("100 millis"), while: (error) => error._tag === "DatabaseUnavailable" })
+        ),
       timeToLive: Exit.match({ onFailure: () => Duration.zero, onSuccess: () => KNOWN_PROJECT_TTL })
     })
 

@@ -79,6 +79,8 @@ export const HttpServerLive = Layer.unwrapEffect(
       rememberUpgradeHead(request, head)
       takeQueryToken(request)
     })
+    // REST takes no `?token=`, but one sent anyway must not reach a trace's URL either.
+    server.prependListener("request", takeQueryToken)
     const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
