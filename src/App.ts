@@ -1,5 +1,8 @@
 import { Effect, Layer, Option } from "effect"
+import { Answers } from "./chat/Answers.js"
+import { AnswerStore } from "./chat/AnswerStore.js"
 import { Chat } from "./chat/Chat.js"
+import { Rooms } from "./chat/Rooms.js"
 import { Titles } from "./chat/Titles.js"
 import { ClaudeLive } from "./claude/ClaudeLive.js"
 import { DemoModelLive } from "./claude/DemoModel.js"
@@ -20,9 +23,21 @@ const ModelLive = Layer.unwrapEffect(
   )
 )
 
-const RepositoriesLive = Layer.mergeAll(Projects.Default, Messages.Default, Health.Default)
+/** What the HTTP handlers and the chat read and write: the repositories, and the health probe. */
+export const StorageLive = Layer.mergeAll(Projects.Default, Messages.Default, Health.Default)
 
-const ChatLive = Chat.Default.pipe(Layer.provide(Titles.Default), Layer.provide(ModelLive))
+/**
+ * The chat and its parts, on whichever model is provided (tests provide a scripted one);
+ * one `Rooms` is shared by all of them (a layer is built once).
+ */
+export const ChatOnModel = Chat.Default.pipe(
+  Layer.provide(Answers.Default),
+  Layer.provide(Titles.Default),
+  Layer.provide(AnswerStore.Default),
+  Layer.provide(Rooms.Default)
+)
+
+const ChatLive = ChatOnModel.pipe(Layer.provide(ModelLive))
 
 /**
  * The whole service as one layer, composed here and only here. Infrastructure (config,
@@ -31,7 +46,7 @@ const ChatLive = Chat.Default.pipe(Layer.provide(Titles.Default), Layer.provide(
  */
 export const AppLive = HttpServerLive.pipe(
   Layer.provide(ChatLive),
-  Layer.provideMerge(RepositoriesLive),
+  Layer.provideMerge(StorageLive),
   Layer.provide(DatabaseLive),
   Layer.provide(Lifecycle.Default),
   Layer.provide(TelemetryLive),

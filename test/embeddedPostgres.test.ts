@@ -21,8 +21,23 @@ const dataRoot = Path.join(projectRoot, ".data", `embedded-test-${randomUUID().s
 const DATABASE = "embedded_test"
 
 /** Pids of live postmasters started with `-D <dataDir>` (or any folder under it), from /proc. */
-const postmastersUnder = (dir: string): Array<number> =>
-  Fs.readdirSync("/proc")
+const parentOf = (pid: number): number | undefined => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // "pid (comm) state ppid …"; comm may contain spaces or parentheses.
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Postmasters serving a data folder under `dir`. A backend forked a moment ago still shows
+ * its postmaster's command line until it sets its own title, so a process whose parent is
+ * one of them is a child, not a second postmaster.
+ */
+const postmastersUnder = (dir: string): Array<number> => {
+  const matching = Fs.readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => {
       let argv: Array<string>
@@ -35,6 +50,8 @@ const postmastersUnder = (dir: string): Array<number> =>
       const isPostmaster = Path.basename(argv[0] ?? "") === "postgres" && argv.includes("-D") && dataArg !== undefined
       return isPostmaster && (dataArg === dir || dataArg.startsWith(dir + Path.sep)) ? [Number(entry)] : []
     })
+  return matching.filter((pid) => !matching.includes(parentOf(pid) ?? -1))
+}
 
 const freshDataDir = (name: string) => Path.join(dataRoot, name)
 

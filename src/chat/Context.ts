@@ -1,7 +1,6 @@
-import type { ContextMessage } from "../claude/Claude.js"
+import { type ContextMessage, estimateTokens } from "../claude/Claude.js"
 
-/** The PRD's estimate: about four characters per token of English text. */
-export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
+export { estimateTokens }
 
 const tokensOf = (messages: ReadonlyArray<ContextMessage>) =>
   messages.reduce((sum, message) => sum + estimateTokens(message.content), 0)

@@ -1,5 +1,16 @@
 import type { CodeBlock } from "../domain/CodeBlock.js"
 import type { ServerErrorCode, ServerEvent } from "../domain/ChatProtocol.js"
+import type { ClaudeError } from "../domain/ClaudeError.js"
+import {
+  type ChatBusy,
+  DatabaseUnavailable,
+  type InternalError,
+  type InvalidMessage,
+  type MessageTooLarge,
+  type ProjectNotFound,
+  type ShuttingDown,
+  type ValidationError
+} from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import type { MessageStatus } from "../domain/Message.js"
 
@@ -42,6 +53,25 @@ export const messageComplete = (options: {
 
 export const errorEvent = (code: ServerErrorCode, error: string, messageId?: MessageId) =>
   encode({ type: "error", error, code, ...(messageId === undefined ? {} : { messageId }), timestamp: now() })
+
+/** Every typed failure a chat client can be told about. */
+export type ChatFailure =
+  | ValidationError
+  | MessageTooLarge
+  | InvalidMessage
+  | ShuttingDown
+  | ChatBusy
+  | ProjectNotFound
+  | DatabaseUnavailable
+  | ClaudeError
+  | InternalError
+
+/** The code a failure has on this socket: each error's own, but the database being away is DB_ERROR here. */
+export const webSocketCode = (error: ChatFailure): ServerErrorCode =>
+  error._tag === "DatabaseUnavailable" ? DatabaseUnavailable.webSocketCode : error.code
+
+/** The `error` event for a typed failure (of the answer `messageId`, when it ended one). */
+export const failure = (error: ChatFailure, messageId?: MessageId) => errorEvent(webSocketCode(error), error.message, messageId)
 
 export const pong = () => encode({ type: "pong", timestamp: now() })
 

@@ -1,4 +1,7 @@
-import type { MessageId, ProjectId } from "../domain/Ids.js"
+import { Effect } from "effect"
+import type { ProjectId } from "../domain/Ids.js"
+import * as Events from "./Events.js"
+import type { Generation } from "./Generation.js"
 
 /** One connection's outbound side; both calls are synchronous and never block the caller. */
 export interface Subscriber {
@@ -8,77 +11,105 @@ export interface Subscriber {
   readonly close: (code: number, reason: string) => void
 }
 
-/** An answer being generated: the text so far is what a rejoining client catches up with. */
-export interface Generation {
-  readonly messageId: MessageId
-  readonly userMessageId: MessageId
-  readonly clientMessageId: string | null
-  text: string
-  /** Chunks sent so far. */
-  seq: number
-  /** `performance.now()` when the answer started, and when its first chunk arrived. */
-  readonly startedAt: number
-  firstChunkAt: number | undefined
-  /** Ends the answer early: `cancelled` by a user, `interrupted` by a shutdown. */
-  readonly stop: (reason: "cancelled" | "interrupted") => void
-}
-
 /** A project's live state: who listens, and the answer streaming (or about to), if any. */
-export interface Room {
+interface Room {
   readonly subscribers: Set<Subscriber>
   generation: Generation | undefined
-  /** A send is between its checks and its generation starting: the project is busy. */
+  /** A send is between its checks and its answer starting: the project is busy. */
   reserved: boolean
 }
 
 /**
- * The in-memory registry of rooms. Every method is synchronous, so a check and the change
- * it guards happen with nothing in between (JavaScript runs one at a time): a rejoining
- * client's snapshot and subscription cannot miss or repeat a chunk.
+ * Who listens to which project, and which answer each project is generating. Every method
+ * is synchronous, so a check and the change it guards happen with nothing in between
+ * (JavaScript runs one at a time): a rejoining client's catch-up and its subscription
+ * cannot miss or repeat a chunk. Each method forgets a room once nothing uses it, so the
+ * map does not grow with every project ever opened and no caller has to remember to.
  */
-export class Rooms {
-  private readonly rooms = new Map<ProjectId, Room>()
+export class Rooms extends Effect.Service<Rooms>()("Rooms", {
+  sync: () => {
+    const rooms = new Map<ProjectId, Room>()
 
-  room(projectId: ProjectId): Room {
-    let room = this.rooms.get(projectId)
-    if (room === undefined) {
-      room = { subscribers: new Set(), generation: undefined, reserved: false }
-      this.rooms.set(projectId, room)
+    const roomOf = (projectId: ProjectId): Room => {
+      let room = rooms.get(projectId)
+      if (room === undefined) {
+        room = { subscribers: new Set(), generation: undefined, reserved: false }
+        rooms.set(projectId, room)
+      }
+      return room
     }
-    return room
-  }
 
-  /** Forgets a room nobody uses, so the map does not grow with every project ever opened. */
-  release(projectId: ProjectId): void {
-    const room = this.rooms.get(projectId)
-    if (room !== undefined && room.subscribers.size === 0 && room.generation === undefined && !room.reserved) {
-      this.rooms.delete(projectId)
+    const releaseIfUnused = (projectId: ProjectId, room: Room) => {
+      if (room.subscribers.size === 0 && room.generation === undefined && !room.reserved) rooms.delete(projectId)
     }
-  }
 
-  broadcast(projectId: ProjectId, json: string): void {
-    const room = this.rooms.get(projectId)
-    if (room === undefined) return
-    for (const subscriber of room.subscribers) subscriber.send(json)
-  }
+    const broadcast = (projectId: ProjectId, json: string): void => {
+      const room = rooms.get(projectId)
+      if (room !== undefined) for (const subscriber of room.subscribers) subscriber.send(json)
+    }
 
-  generations(): ReadonlyArray<Generation> {
-    const running: Array<Generation> = []
-    for (const room of this.rooms.values()) if (room.generation !== undefined) running.push(room.generation)
-    return running
+    return {
+      /** Subscribes a connection; one joining mid-answer first gets the catch-up. */
+      join: (projectId: ProjectId, subscriber: Subscriber): void => {
+        const room = roomOf(projectId)
+        room.subscribers.add(subscriber)
+        if (room.generation !== undefined) for (const json of room.generation.catchUp()) subscriber.send(json)
+      },
+      leave: (projectId: ProjectId, subscriber: Subscriber): void => {
+        const room = rooms.get(projectId)
+        if (room === undefined) return
+        room.subscribers.delete(subscriber)
+        releaseIfUnused(projectId, room)
+      },
+      /** The answer streaming in the project, if any. */
+      running: (projectId: ProjectId): Generation | undefined => rooms.get(projectId)?.generation,
+      /** Claims the project for a new answer; false when it is busy. */
+      reserve: (projectId: ProjectId): boolean => {
+        const room = roomOf(projectId)
+        if (room.generation !== undefined || room.reserved) return false
+        room.reserved = true
+        return true
+      },
+      /** Gives up a claim that did not become an answer (harmless after `begin`). */
+      unreserve: (projectId: ProjectId): void => {
+        const room = rooms.get(projectId)
+        if (room === undefined) return
+        room.reserved = false
+        releaseIfUnused(projectId, room)
+      },
+      /** The reserved project's answer starts: every connection hears `message_start`. */
+      begin: (projectId: ProjectId, generation: Generation): void => {
+        const room = roomOf(projectId)
+        room.reserved = false
+        room.generation = generation
+        broadcast(projectId, Events.messageStart(generation.messageId, generation.userMessageId, false))
+      },
+      /** The answer is over: every connection hears its last event, and the project is free. */
+      end: (projectId: ProjectId, generation: Generation, lastEvent: string): void => {
+        const room = rooms.get(projectId)
+        if (room === undefined || room.generation !== generation) return
+        room.generation = undefined
+        broadcast(projectId, lastEvent)
+        releaseIfUnused(projectId, room)
+      },
+      broadcast,
+      generations: (): ReadonlyArray<Generation> => {
+        const running: Array<Generation> = []
+        for (const room of rooms.values()) if (room.generation !== undefined) running.push(room.generation)
+        return running
+      },
+      /** No answer is streaming or about to start. */
+      isIdle: (): boolean => {
+        for (const room of rooms.values()) if (room.generation !== undefined || room.reserved) return false
+        return true
+      },
+      hasSubscribers: (): boolean => {
+        for (const room of rooms.values()) if (room.subscribers.size > 0) return true
+        return false
+      },
+      closeAll: (code: number, reason: string): void => {
+        for (const room of rooms.values()) for (const subscriber of room.subscribers) subscriber.close(code, reason)
+      }
+    } as const
   }
-
-  isIdle(): boolean {
-    for (const room of this.rooms.values()) if (room.generation !== undefined || room.reserved) return false
-    return true
-  }
-
-  hasSubscribers(): boolean {
-    for (const room of this.rooms.values()) if (room.subscribers.size > 0) return true
-    return false
-  }
-
-  closeAll(code: number, reason: string): void {
-    for (const room of this.rooms.values()) for (const subscriber of room.subscribers) subscriber.close(code, reason)
-  }
-}
+}) {}

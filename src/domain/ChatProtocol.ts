@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { ClaudeErrorCode } from "../claude/Claude.js"
+import { ClaudeErrorCode } from "./ClaudeError.js"
 import { CodeBlock } from "./CodeBlock.js"
 import { MessageId, ProjectId } from "./Ids.js"
 

@@ -1,20 +1,26 @@
 import { Schema } from "effect"
 
-/**
- * Every failure a client can see. Each carries a stable `code` (the PRD's error codes)
- * that the HTTP and WebSocket adapters put on the wire; services never know about HTTP.
+/*
+ * Every failure a client can see. Each class states its wire identity once: the PRD's
+ * stable `code` and, where it can be a REST answer, its HTTP `status`. The REST bodies
+ * (http/ErrorBodies.ts) and the WebSocket `error` event (chat/Events.ts) both derive from
+ * these; services never know about HTTP.
  */
 
 export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
   message: Schema.String
 }) {
-  readonly code = "VALIDATION_ERROR"
+  static readonly code = "VALIDATION_ERROR"
+  static readonly status = 400
+  readonly code = ValidationError.code
 }
 
 export class ProjectNotFound extends Schema.TaggedError<ProjectNotFound>()("ProjectNotFound", {
   projectId: Schema.String
 }) {
-  readonly code = "PROJECT_NOT_FOUND"
+  static readonly code = "PROJECT_NOT_FOUND"
+  static readonly status = 404
+  readonly code = ProjectNotFound.code
   override get message() {
     return "project not found"
   }
@@ -24,7 +30,9 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNot
   method: Schema.String,
   path: Schema.String
 }) {
-  readonly code = "NOT_FOUND"
+  static readonly code = "NOT_FOUND"
+  static readonly status = 404
+  readonly code = RouteNotFound.code
   override get message() {
     return `no route for ${this.method} ${this.path}`
   }
@@ -33,17 +41,25 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNot
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   limitBytes: Schema.Number
 }) {
-  readonly code = "PAYLOAD_TOO_LARGE"
+  static readonly code = "PAYLOAD_TOO_LARGE"
+  static readonly status = 413
+  readonly code = PayloadTooLarge.code
   override get message() {
     return `request body exceeds ${this.limitBytes} bytes`
   }
 }
 
-/** PostgreSQL cannot be reached; retrying later can succeed. */
+/**
+ * PostgreSQL cannot be reached; retrying later can succeed. The PRD names it
+ * `DB_UNAVAILABLE` on REST and `DB_ERROR` on the WebSocket.
+ */
 export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()("DatabaseUnavailable", {
   cause: Schema.optional(Schema.Defect)
 }) {
-  readonly code = "DB_UNAVAILABLE"
+  static readonly code = "DB_UNAVAILABLE"
+  static readonly webSocketCode = "DB_ERROR"
+  static readonly status = 503
+  readonly code = DatabaseUnavailable.code
   override get message() {
     return "database unavailable"
   }
@@ -51,7 +67,9 @@ export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>
 
 /** A bug: logged in full with the request id, reported to clients without details. */
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {}) {
-  readonly code = "INTERNAL_ERROR"
+  static readonly code = "INTERNAL_ERROR"
+  static readonly status = 500
+  readonly code = InternalError.code
   override get message() {
     return "internal server error"
   }
@@ -61,14 +79,16 @@ export class InternalError extends Schema.TaggedError<InternalError>()("Internal
 export class InvalidMessage extends Schema.TaggedError<InvalidMessage>()("InvalidMessage", {
   message: Schema.String
 }) {
-  readonly code = "INVALID_MESSAGE"
+  static readonly code = "INVALID_MESSAGE"
+  readonly code = InvalidMessage.code
 }
 
 export class MessageTooLarge extends Schema.TaggedError<MessageTooLarge>()("MessageTooLarge", {
   limit: Schema.Number,
   unit: Schema.Literal("characters", "bytes")
 }) {
-  readonly code = "MESSAGE_TOO_LARGE"
+  static readonly code = "MESSAGE_TOO_LARGE"
+  readonly code = MessageTooLarge.code
   override get message() {
     return `message exceeds ${this.limit} ${this.unit}`
   }
@@ -78,14 +98,16 @@ export class MessageTooLarge extends Schema.TaggedError<MessageTooLarge>()("Mess
 export class ChatBusy extends Schema.TaggedError<ChatBusy>()("ChatBusy", {
   messageId: Schema.String
 }) {
-  readonly code = "BUSY"
+  static readonly code = "BUSY"
+  readonly code = ChatBusy.code
   override get message() {
     return "an answer is already being generated for this project; wait for it or cancel it"
   }
 }
 
 export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {
-  readonly code = "SHUTTING_DOWN"
+  static readonly code = "SHUTTING_DOWN"
+  readonly code = ShuttingDown.code
   override get message() {
     return "the service is restarting; send the message again in a moment"
   }
@@ -95,7 +117,9 @@ export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDo
 export class ForbiddenOrigin extends Schema.TaggedError<ForbiddenOrigin>()("ForbiddenOrigin", {
   origin: Schema.String
 }) {
-  readonly code = "FORBIDDEN_ORIGIN"
+  static readonly code = "FORBIDDEN_ORIGIN"
+  static readonly status = 403
+  readonly code = ForbiddenOrigin.code
   override get message() {
     return "origin not allowed"
   }
@@ -105,7 +129,8 @@ export class ForbiddenOrigin extends Schema.TaggedError<ForbiddenOrigin>()("Forb
 export class AtCapacity extends Schema.TaggedError<AtCapacity>()("AtCapacity", {
   limit: Schema.Number
 }) {
-  readonly code = "AT_CAPACITY"
+  static readonly code = "AT_CAPACITY"
+  readonly code = AtCapacity.code
   override get message() {
     return "the service is answering as many messages as it can; send the message again in a moment"
   }
@@ -115,7 +140,8 @@ export class AtCapacity extends Schema.TaggedError<AtCapacity>()("AtCapacity", {
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   limitPerMinute: Schema.Number
 }) {
-  readonly code = "RATE_LIMITED"
+  static readonly code = "RATE_LIMITED"
+  readonly code = RateLimited.code
   override get message() {
     return `more than ${this.limitPerMinute} messages a minute on this connection; wait a moment`
   }
@@ -123,7 +149,9 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 
 /** AUTH_TOKEN is set and the request did not carry it. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}) {
-  readonly code = "UNAUTHORIZED"
+  static readonly code = "UNAUTHORIZED"
+  static readonly status = 401
+  readonly code = Unauthorized.code
   override get message() {
     return "missing or invalid access token"
   }

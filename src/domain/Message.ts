@@ -23,6 +23,10 @@ export class Message extends Schema.Class<Message>("Message")({
   createdAt: Schema.Date
 }) {}
 
+/** The columns a `MessageRow` is read from, in one place for every query that reads one. */
+export const MESSAGE_ROW_COLUMNS =
+  "id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, created_at"
+
 /** A `messages` row as PostgreSQL returns it (column names already camelCased by the client). */
 export class MessageRow extends Schema.Class<MessageRow>("MessageRow")({
   id: MessageId,

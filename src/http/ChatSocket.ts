@@ -5,39 +5,14 @@ import { WebSocket } from "ws"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
 import { AppConfig } from "../Config.js"
-import type { ChatMessageFrame, ServerErrorCode } from "../domain/ChatProtocol.js"
-import {
-  type AtCapacity,
-  type ChatBusy,
-  type DatabaseUnavailable,
-  ForbiddenOrigin,
-  type InvalidMessage,
-  type MessageTooLarge,
-  type ProjectNotFound,
-  RateLimited,
-  type ShuttingDown,
-  ValidationError
-} from "../domain/Errors.js"
+import type { ChatMessageFrame } from "../domain/ChatProtocol.js"
+import { ForbiddenOrigin, InternalError, RateLimited, ValidationError } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
 import { Projects } from "../projects/Projects.js"
 import { AccessToken, bearerTokenOf, queryTokenOf } from "./Auth.js"
 import { parseFrame } from "./FrameParser.js"
 import { makeOutbox } from "./Outbox.js"
 import { SocketServer } from "./SocketServer.js"
-
-type ChatFailure =
-  | ValidationError
-  | MessageTooLarge
-  | InvalidMessage
-  | ShuttingDown
-  | ChatBusy
-  | ProjectNotFound
-  | DatabaseUnavailable
-  | AtCapacity
-  | RateLimited
-
-/** The WebSocket error code of a failure; the database being away is DB_ERROR on this side. */
-const codeOf = (error: ChatFailure): ServerErrorCode => (error._tag === "DatabaseUnavailable" ? "DB_ERROR" : error.code)
 
 /** Policy violation: the close code of a client that floods the server with frames. */
 const CLOSE_POLICY = 1008
@@ -107,7 +82,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
       Effect.gen(function* () {
         const outbox = makeOutbox(ws, config.wsMaxBufferedBytes)
         const { subscriber } = outbox
-        const reply = (error: ChatFailure) => Effect.sync(() => subscriber.send(Events.errorEvent(codeOf(error), error.message)))
+        const reply = (error: Events.ChatFailure) => Effect.sync(() => subscriber.send(Events.failure(error)))
         const withinRate = makeRateLimit(config.wsMessagesPerMinute)
         // Acknowledgements of a repeated clientMessageId still being written to this socket:
         // a repeat is dropped until the socket has drained (a client that does not read
@@ -118,7 +93,10 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
           const clientMessageId = frame.clientMessageId
           if (ws.bufferedAmount === 0) unsentAcks.clear()
           if (clientMessageId !== undefined && unsentAcks.has(clientMessageId)) return Effect.void
-          if (!withinRate()) return reply(new RateLimited({ limitPerMinute: config.wsMessagesPerMinute }))
+          if (!withinRate()) {
+            const limited = new RateLimited({ limitPerMinute: config.wsMessagesPerMinute })
+            return Effect.sync(() => subscriber.send(Events.errorEvent(limited.code, limited.message)))
+          }
           return chat.send(projectId, frame, subscriber).pipe(
             Effect.catchAll(reply),
             Effect.ensuring(Effect.sync(() => {
@@ -150,7 +128,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
               Cause.isInterruptedOnly(cause)
                 ? Effect.failCause(cause)
                 : Effect.logError("unhandled error while handling a chat frame", cause).pipe(
-                  Effect.zipRight(Effect.sync(() => subscriber.send(Events.errorEvent("INTERNAL_ERROR", "internal server error"))))
+                  Effect.zipRight(reply(new InternalError()))
                 )
             )
           )

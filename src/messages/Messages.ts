@@ -4,11 +4,8 @@ import { orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
-import { MessageRow, MessageStatus, Role } from "../domain/Message.js"
+import { MESSAGE_ROW_COLUMNS, MessageRow, MessageStatus, Role } from "../domain/Message.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
-
-const MESSAGE_COLUMNS =
-  "id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, created_at"
 
 export interface AnswerOutcome {
   readonly id: MessageId
@@ -35,7 +32,7 @@ const isForeignKeyViolation = (error: unknown) =>
 export class Messages extends Effect.Service<Messages>()("Messages", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const columns = sql.literal(MESSAGE_COLUMNS)
+    const columns = sql.literal(MESSAGE_ROW_COLUMNS)
 
     const insertUserRow = SqlSchema.findOne({
       Request: Schema.Struct({ projectId: ProjectId, content: Schema.String, clientMessageId: Schema.NullOr(Schema.String) }),
@@ -93,7 +90,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
      * Stores a user message. With a `clientMessageId` already stored for the project, the
      * stored message is returned instead (`created: false`): a client's retry is not a new message.
      */
-    const insertUser = (projectId: ProjectId, content: string, clientMessageId: string | null) =>
+    const insertUser = Effect.fn("Messages.insertUser")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
       insertUserRow({ projectId, content, clientMessageId }).pipe(
         Effect.flatMap(
           Option.match({
@@ -107,40 +104,38 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
           })
         ),
         Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
-        orUnavailableKeeping,
-        Effect.withSpan("Messages.insertUser")
-      )
+        orUnavailableKeeping
+      ))
 
     /** The user message a client sent earlier under `clientMessageId`, if any. */
-    const findUserByClientId = (projectId: ProjectId, clientMessageId: string) =>
-      findOneByClientId({ projectId, clientMessageId }).pipe(orUnavailable, Effect.withSpan("Messages.findUserByClientId"))
+    const findUserByClientId = Effect.fn("Messages.findUserByClientId")((projectId: ProjectId, clientMessageId: string) =>
+      findOneByClientId({ projectId, clientMessageId }).pipe(orUnavailable))
 
     /** The row an answer streams into: visible as `streaming` until it is finished. */
-    const insertAssistant = (projectId: ProjectId) =>
+    const insertAssistant = Effect.fn("Messages.insertAssistant")((projectId: ProjectId) =>
       insertAssistantRow(projectId).pipe(
         Effect.map((row) => row.id),
         Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
-        orUnavailableKeeping,
-        Effect.withSpan("Messages.insertAssistant")
-      )
+        orUnavailableKeeping
+      ))
 
     /**
      * The partial texts of streaming answers, so a crash loses at most one interval: one
      * statement for all of them (a thousand answers are one write a second, not a thousand).
      */
-    const checkpoint = (answers: ReadonlyArray<{ readonly id: MessageId; readonly content: string }>) =>
+    const checkpoint = Effect.fn("Messages.checkpoint")((answers: ReadonlyArray<{ readonly id: MessageId; readonly content: string }>) =>
       sql`UPDATE messages AS m SET content = c.content, updated_at = NOW()
           FROM json_to_recordset(${JSON.stringify(answers)}::json) AS c(id uuid, content text)
           WHERE m.id = c.id AND m.status = 'streaming'`.pipe(
         orUnavailable,
         Effect.asVoid,
-        Effect.withSpan("Messages.checkpoint", { attributes: { answers: answers.length } })
-      )
+        Effect.tap(() => Effect.annotateCurrentSpan("answers", answers.length))
+      ))
 
     /** The final text, status and code blocks of an answer. */
-    const finish = (outcome: AnswerOutcome) => {
+    const finish = Effect.fn("Messages.finish")((outcome: AnswerOutcome) =>
       // One statement (one round trip, atomic): the message and its project's updatedAt.
-      return sql`WITH finished AS (
+      sql`WITH finished AS (
                    UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
                      code_blocks = ${JSON.stringify(outcome.codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
                      error_code = ${outcome.errorCode}, updated_at = NOW()
@@ -149,18 +144,15 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
                  )
                  UPDATE projects SET updated_at = NOW() FROM finished WHERE projects.id = finished.project_id`.pipe(
         orUnavailable,
-        Effect.asVoid,
-        Effect.withSpan("Messages.finish")
-      )
-    }
+        Effect.asVoid
+      ))
 
     /** The latest stored turns, oldest first; answers still streaming are not context yet. */
-    const recent = (projectId: ProjectId, limit: number) =>
-      recentRows({ projectId, limit }).pipe(orUnavailable, Effect.withSpan("Messages.recent"))
+    const recent = Effect.fn("Messages.recent")((projectId: ProjectId, limit: number) =>
+      recentRows({ projectId, limit }).pipe(orUnavailable))
 
     /** The answer stored after a user message, if any (to acknowledge a retried send). */
-    const answerTo = (userMessageId: MessageId) =>
-      answerRow(userMessageId).pipe(orUnavailable, Effect.withSpan("Messages.answerTo"))
+    const answerTo = Effect.fn("Messages.answerTo")((userMessageId: MessageId) => answerRow(userMessageId).pipe(orUnavailable))
 
     /**
      * Answers left `streaming` by a crash become `interrupted`, keeping their last

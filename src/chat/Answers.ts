@@ -1,0 +1,146 @@
+import { Cause, Effect, Exit, Option, Schedule, Sink, Stream } from "effect"
+import { Claude, type CompletionEvent, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
+import { AppConfig } from "../Config.js"
+import { claudeError, type ClaudeError } from "../domain/ClaudeError.js"
+import { type DatabaseUnavailable, InternalError } from "../domain/Errors.js"
+import type { ProjectId } from "../domain/Ids.js"
+import { answerOutcome, Messages } from "../messages/Messages.js"
+import { AnswerStore } from "./AnswerStore.js"
+import { buildContext } from "./Context.js"
+import * as Events from "./Events.js"
+import type { Generation, StopReason } from "./Generation.js"
+import { Rooms } from "./Rooms.js"
+
+/** How an answer ended, computed once from its pipeline's `Exit`. */
+export type EndState =
+  | { readonly status: "complete"; readonly summary: CompletionSummary }
+  | { readonly status: "error"; readonly error: ClaudeError | DatabaseUnavailable | InternalError }
+  | { readonly status: StopReason }
+
+export const endStateOf = (
+  exit: Exit.Exit<CompletionSummary, ClaudeError | DatabaseUnavailable>,
+  stopReason: StopReason | undefined
+): EndState => {
+  if (Exit.isSuccess(exit)) return { status: "complete", summary: exit.value }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) return { status: "error", error: failure.value }
+  if (Cause.isInterruptedOnly(exit.cause)) return { status: stopReason ?? "interrupted" }
+  return { status: "error", error: new InternalError() }
+}
+
+/** A bug inside an answer's pipeline is stored and announced as INTERNAL_ERROR; its cause goes to the log. */
+const logDefect = <A, E>(exit: Exit.Exit<A, E>) =>
+  Exit.isFailure(exit) && Option.isNone(Cause.failureOption(exit.cause)) && !Cause.isInterruptedOnly(exit.cause)
+    ? Effect.logError("unexpected error while generating an answer", exit.cause)
+    : Effect.void
+
+/**
+ * The Sink end of an answer: each delta is appended to the generation and delivered to
+ * every connection of the project in one synchronous step (so a rejoin can neither miss
+ * nor repeat it), a chunk of deltas at a time; the result is Claude's closing summary.
+ */
+const deliverTo = (rooms: Rooms, projectId: ProjectId, generation: Generation) =>
+  Sink.foldLeftChunks(Option.none<CompletionSummary>(), (summary, events: Iterable<CompletionEvent>) => {
+    let last = summary
+    for (const event of events) {
+      if (event._tag === "TextDelta") rooms.broadcast(projectId, generation.append(event.text))
+      else last = Option.some(event.summary)
+    }
+    return last
+  })
+
+/**
+ * Runs answers: the conversation so far as context, Claude's stream run into the
+ * project's sockets, then, whatever the end, the answer stored and announced.
+ */
+export class Answers extends Effect.Service<Answers>()("Answers", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const claude = yield* Claude
+    const messages = yield* Messages
+    const rooms = yield* Rooms
+    const store = yield* AnswerStore
+
+    const pipeline = (projectId: ProjectId, generation: Generation) =>
+      Effect.gen(function* () {
+        // The user message was stored a moment ago: a failure here is more likely a busy pool
+        // than an outage, and Claude has not been called yet, so trying again is free.
+        const history = yield* messages.recent(projectId, config.contextMessageLimit).pipe(
+          Effect.retry({ times: 2, schedule: Schedule.exponential("200 millis") })
+        )
+        const context = buildContext(history, {
+          messageLimit: config.contextMessageLimit,
+          tokenBudget: config.contextTokenBudget,
+          systemPrompt: SYSTEM_PROMPT
+        })
+        const summary = yield* claude.stream({ system: SYSTEM_PROMPT, messages: context }).pipe(
+          Stream.run(deliverTo(rooms, projectId, generation))
+        )
+        return yield* Option.match(summary, {
+          onNone: () => Effect.fail(claudeError("AI_ERROR", "stream ended without a summary")),
+          onSome: Effect.succeed
+        })
+      })
+
+    /** Stores the end state, then tells every connection; runs even when the pipeline was interrupted. */
+    const finish = (projectId: ProjectId, generation: Generation, end: EndState) =>
+      Effect.gen(function* () {
+        const summary = end.status === "complete" ? end.summary : undefined
+        yield* Effect.annotateCurrentSpan({
+          "gen_ai.request.model": claude.kind === "demo" ? "demo" : config.claudeModel,
+          "gen_ai.usage.input_tokens": summary?.inputTokens ?? 0,
+          "gen_ai.usage.output_tokens": summary?.outputTokens ?? 0,
+          "chat.status": end.status,
+          "chat.chunks": generation.seq,
+          ...(generation.firstChunkAt === undefined
+            ? {}
+            : { "chat.time_to_first_chunk_ms": Math.round(generation.firstChunkAt - generation.startedAt) })
+        })
+        if (end.status === "error") {
+          yield* Effect.logWarning("answer failed").pipe(
+            Effect.annotateLogs({ code: Events.webSocketCode(end.error), detail: end.error._tag === "ClaudeError" ? end.error.detail : end.error.message })
+          )
+        }
+        const outcome = answerOutcome({
+          id: generation.messageId,
+          content: generation.text,
+          status: end.status,
+          stopReason: summary?.stopReason ?? null,
+          errorCode: end.status === "error" ? Events.webSocketCode(end.error) : end.status === "complete" ? null : end.status.toUpperCase()
+        })
+        yield* store.store(outcome)
+        rooms.end(
+          projectId,
+          generation,
+          end.status === "error"
+            ? Events.failure(end.error, generation.messageId)
+            : Events.messageComplete({
+              messageId: outcome.id,
+              fullContent: outcome.content,
+              codeBlocks: outcome.codeBlocks,
+              status: end.status,
+              stopReason: outcome.stopReason
+            })
+        )
+        yield* Effect.logInfo("answer finished").pipe(
+          Effect.annotateLogs({ status: end.status, chunks: generation.seq, characters: generation.text.length })
+        )
+      })
+
+    /** Runs one answer to its end; cancel and shutdown interrupt it (`Generation.stop`). Never fails. */
+    const run = Effect.fn("Chat.generation")(
+      function* (projectId: ProjectId, generation: Generation) {
+        yield* Effect.annotateCurrentSpan({ projectId, messageId: generation.messageId })
+        yield* pipeline(projectId, generation).pipe(
+          Effect.onExit((exit) =>
+            logDefect(exit).pipe(Effect.zipRight(finish(projectId, generation, endStateOf(exit, generation.stopReason))))
+          ),
+          Effect.ignore
+        )
+      },
+      (effect, projectId, generation) => Effect.annotateLogs(effect, { projectId, messageId: generation.messageId })
+    )
+
+    return { run } as const
+  })
+}) {}

@@ -1,0 +1,60 @@
+import { Effect, Fiber } from "effect"
+import type { MessageId } from "../domain/Ids.js"
+import * as Events from "./Events.js"
+
+/** Why an answer was stopped before Claude finished it: by its user, or by a shutdown. */
+export type StopReason = "cancelled" | "interrupted"
+
+/**
+ * One answer being generated. Its text, `seq` and `offset` change only in `append`, which
+ * also builds the chunk event: the state a rejoining client catches up from and the
+ * chunks everyone else receives cannot disagree.
+ */
+export class Generation {
+  text = ""
+  /** Chunks sent so far; the next chunk's `seq` is one more. */
+  seq = 0
+  /** `performance.now()` when the answer started, and when its first chunk arrived. */
+  readonly startedAt = performance.now()
+  firstChunkAt: number | undefined = undefined
+  /** Set when the answer is stopped early; the pipeline's end state reads it. */
+  stopReason: StopReason | undefined = undefined
+  private fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+
+  constructor(
+    readonly messageId: MessageId,
+    readonly userMessageId: MessageId,
+    readonly clientMessageId: string | null
+  ) {}
+
+  /** Adds Claude's next text and returns the encoded chunk event for it. */
+  append(text: string): string {
+    const offset = this.text.length
+    this.firstChunkAt ??= performance.now()
+    this.text += text
+    this.seq += 1
+    return Events.messageChunk(this.messageId, text, this.seq, offset)
+  }
+
+  /** What a connection joining now has missed: a start and (once text exists) one catch-up chunk. */
+  catchUp(): ReadonlyArray<string> {
+    const start = Events.messageStart(this.messageId, this.userMessageId, true)
+    return this.text.length === 0 ? [start] : [start, Events.messageChunk(this.messageId, this.text, this.seq, 0)]
+  }
+
+  /** The fiber running the answer's pipeline; a stop that came first takes effect now. */
+  attach(fiber: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.fiber = fiber
+      return this.stopReason === undefined ? Effect.void : Fiber.interruptFork(fiber)
+    })
+  }
+
+  /** Interrupts the pipeline (which aborts the upstream request); the first reason given wins. */
+  stop(reason: StopReason): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.stopReason ??= reason
+      return this.fiber === undefined ? Effect.void : Fiber.interruptFork(this.fiber)
+    })
+  }
+}

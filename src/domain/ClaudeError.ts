@@ -1,0 +1,26 @@
+import { Schema } from "effect"
+
+/** The PRD's codes for Claude failures, as the WebSocket `error` event carries them. */
+export const ClaudeErrorCode = Schema.Literal("AI_OVERLOADED", "AI_RATE_LIMITED", "AI_TIMEOUT", "AI_AUTH_ERROR", "AI_ERROR")
+export type ClaudeErrorCode = typeof ClaudeErrorCode.Type
+
+/**
+ * Claude failed. `message` is written for the user and never carries what the SDK said
+ * (which can echo request details); `detail` is for the logs only.
+ */
+export class ClaudeError extends Schema.TaggedError<ClaudeError>()("ClaudeError", {
+  code: ClaudeErrorCode,
+  message: Schema.String,
+  detail: Schema.String
+}) {}
+
+export const claudeErrorMessages: Record<ClaudeErrorCode, string> = {
+  AI_OVERLOADED: "Claude is overloaded right now. Please try again in a moment.",
+  AI_RATE_LIMITED: "Too many requests to Claude. Please wait a moment and try again.",
+  AI_TIMEOUT: "Claude stopped responding. Please try again.",
+  AI_AUTH_ERROR: "The service's Claude API key was refused. Please contact the operator.",
+  AI_ERROR: "Failed to generate response"
+}
+
+export const claudeError = (code: ClaudeErrorCode, detail: string) =>
+  new ClaudeError({ code, message: claudeErrorMessages[code], detail })
