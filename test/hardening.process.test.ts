@@ -9,7 +9,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import WebSocket from "ws"
+import { claudeEnv } from "./support/ChatApp.js"
 import { connect } from "./support/ChatClient.js"
+import { FakeRouterScoped } from "./support/FakeRouter.js"
 import { get, LIVENESS_TIMEOUT_MS, request } from "./support/Http.js"
 import { residentBytes, rssSampler, toMiB } from "./support/ProcessMemory.js"
 import { report } from "./support/Report.js"
@@ -106,6 +108,46 @@ describe("memory a hostile client can make the service hold", () => {
       expect(sentBytes).toBeLessThan(160 * MIB)
       expect(growth).toBeLessThan(100 * MIB)
       expect((yield* get(`${service.url}/health`)).status).toBe(200)
+    }), 120_000)
+})
+
+describe("repeated acknowledgements", () => {
+  it.scopedLive("a client that stops reading and repeats an answered clientMessageId 40 times gets its 4 MB answer acknowledged fewer times; RSS stays bounded", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeRouterScoped()
+      const chunks = Array.from({ length: 400 }, (_, i) => `${String(i).padStart(4, "0")}${"x".repeat(9_996)}`)
+      fake.enqueueChat({ kind: "text", chunks })
+      const service = yield* spawnHealthyService(
+        claudeEnv(fake, {
+          DATABASE_URL: yield* freshDatabase,
+          // Neither the outbound cap nor the rate limit may hide what coalescing does.
+          WS_MAX_BUFFERED_BYTES: String(1024 * MIB),
+          WS_MESSAGES_PER_MINUTE: "1000"
+        })
+      )
+      const projectId = yield* newProjectId(service)
+      const client = yield* connect(service.wsUrl, projectId)
+      client.ws.on("error", () => undefined)
+      const frame = JSON.stringify({ type: "chat_message", content: "Build me an inventory tracker", clientMessageId: "repeat-me" })
+      yield* client.send(frame)
+      const start = yield* client.waitFor("message_start")
+      yield* client.untilComplete(start.messageId, 60_000)
+      const baseline = residentBytes(pidOf(service))
+      const sampler = yield* rssSampler(pidOf(service))
+
+      client.ws.pause() // nothing the server sends is read until every repeat is in
+      for (let i = 0; i < 40; i++) yield* client.send(frame)
+      // A fence: the pong comes after every acknowledgement the repeats produced.
+      yield* client.send({ type: "ping" })
+      client.ws.resume()
+      yield* client.waitFor("pong", 60_000)
+      // Sampled all along: the peak covers the time the acknowledgements waited unread.
+      const growth = sampler.peak() - baseline
+      const acknowledgements = client.events.filter((event) => event.type === "message_complete" && event.messageId === start.messageId).length - 1
+      report("repeated acknowledgements", { repeats: 40, acknowledgements, rssGrowthMiB: toMiB(growth) })
+      expect(acknowledgements).toBeGreaterThanOrEqual(1)
+      expect(acknowledgements).toBeLessThan(40)
+      expect(growth).toBeLessThan(100 * MIB)
     }), 120_000)
 })
 
