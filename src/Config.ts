@@ -17,6 +17,12 @@ export interface AppConfigShape {
   readonly claudeMaxTokens: number
   readonly claudeMaxRetries: number
   readonly claudeIdleTimeout: Duration.Duration
+  /** Extra requests an answer that stopped at max_tokens may take to finish. */
+  readonly claudeMaxContinuations: number
+  /** Continuations after transient failures mid-answer (overloaded, reset, stalled). */
+  readonly claudeStreamRetries: number
+  /** Answers interrupted (crash, shutdown) less than this ago are continued at the next start. */
+  readonly resumeInterruptedWithin: Duration.Duration
   readonly contextMessageLimit: number
   readonly contextTokenBudget: number
   readonly maxMessageChars: number
@@ -35,7 +41,7 @@ export interface AppConfigShape {
   readonly authToken: Option.Option<Redacted.Redacted<string>>
   /** Answers running at once on this instance; a send above it gets AT_CAPACITY. */
   readonly maxActiveAnswers: number
-  /** chat_message frames one connection may send per minute; above it, RATE_LIMITED. */
+  /** chat_message and continue frames one connection may send per minute; above it, RATE_LIMITED. */
   readonly wsMessagesPerMinute: number
   /** A socket whose unsent bytes pass this is terminated (its client stopped reading). */
   readonly wsMaxBufferedBytes: number
@@ -53,6 +59,13 @@ const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
     // Validate before defaulting: after withDefault the error loses the variable's name.
     Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+/** An integer within [min, max]; 0 is allowed where it means "never". */
+const boundedInt = (name: string, min: number, max: number, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `Expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max }),
     Config.withDefault(fallback)
   )
 
@@ -135,11 +148,13 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   claudeModel: Config.nonEmptyString("CLAUDE_MODEL").pipe(Config.withDefault("claude-sonnet-5-5")),
   claudeTitleModel: Config.nonEmptyString("CLAUDE_TITLE_MODEL").pipe(Config.withDefault("claude-haiku-5-5")),
   claudeMaxTokens: positiveInt("CLAUDE_MAX_TOKENS", 4096),
-  claudeMaxRetries: Config.integer("CLAUDE_MAX_RETRIES").pipe(
-    Config.validate({ message: "Expected an integer from 0 to 10", validation: (n) => n >= 0 && n <= 10 }),
-    Config.withDefault(2)
-  ),
+  claudeMaxRetries: boundedInt("CLAUDE_MAX_RETRIES", 0, 10, 2),
   claudeIdleTimeout: seconds("CLAUDE_IDLE_TIMEOUT_SECONDS", 60),
+  claudeMaxContinuations: boundedInt("CLAUDE_MAX_CONTINUATIONS", 0, 20, 3),
+  claudeStreamRetries: boundedInt("CLAUDE_STREAM_RETRIES", 0, 10, 2),
+  resumeInterruptedWithin: boundedInt("RESUME_INTERRUPTED_WITHIN_SECONDS", 0, 86_400, 600).pipe(
+    Config.map((s) => Duration.seconds(s))
+  ),
   contextMessageLimit: positiveInt("CONTEXT_MESSAGE_LIMIT", 20),
   contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 160_000),
   maxMessageChars: positiveInt("MAX_MESSAGE_CHARS", 100_000),

@@ -83,6 +83,7 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
         codeBlocks: [expectedBlock(INVENTORY_TEXT, "```python", "python", INVENTORY_CODE)],
         status: "complete",
         stopReason: "end_turn",
+        continuations: 0,
         timestamp: expect.any(String)
       })
       // Events are in order: start, every chunk, then the end (titles may come in between).

@@ -152,9 +152,9 @@ describe("Chat service", () => {
       }
     }), 60_000)
 
-  it.scopedLive("a failure mid-answer keeps the partial text, stores status error with the code, and frees the project", () =>
+  it.scopedLive("a failure mid-answer (no retries left) keeps the partial text, stores status error with the code, and frees the project", () =>
     Effect.gen(function* () {
-      const service = yield* startChatService()
+      const service = yield* startChatService({ CLAUDE_STREAM_RETRIES: "0" })
       const projectId = yield* service.newProject
       const sender = memorySubscriber()
       yield* service.chat.connect(projectId, sender.subscriber)

@@ -334,7 +334,7 @@ describe("toClaudeError", () => {
   })
 
   it("passes a ClaudeError through unchanged", () => {
-    const original = new ClaudeError({ code: "AI_TIMEOUT", message: "m", detail: "d" })
+    const original = new ClaudeError({ code: "AI_TIMEOUT", message: "m", detail: "d", transient: true })
     expect(toClaudeError(original)).toBe(original)
   })
 

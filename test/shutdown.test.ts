@@ -125,7 +125,8 @@ describe("crash recovery (SIGKILL)", () => {
         fake.setTitle({ kind: "httpError", errorType: "authentication_error", message: `invalid x-api-key: ${TEST_API_KEY}` })
         const database = yield* freshDatabase
         const sql = yield* directSql(database)
-        const env = serviceEnv(database, fake.url)
+        // Continuing answers after a restart is off here: this is recovery alone (continuation.test.ts has the rest).
+        const env = serviceEnv(database, fake.url, { RESUME_INTERRUPTED_WITHIN_SECONDS: "0" })
 
         const first = yield* start(env)
         const { project, client, messageId: id } = yield* answerStarted(first, "Build me a big app")

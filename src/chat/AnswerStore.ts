@@ -19,7 +19,8 @@ const storeRetry = Schedule.exponential("200 millis").pipe(
  * Where answers are kept while and after they stream: every CHECKPOINT_INTERVAL_MS the
  * text of each streaming answer that grew is written (all in one statement), and a
  * finished answer is stored at once or, while the database is away, retried in the
- * background. At startup, answers a crash left `streaming` become `interrupted`.
+ * background. At startup, answers a crash left `streaming` become `interrupted`, except
+ * those recent enough to be continued (`resumableAtStartup`).
  */
 export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
   scoped: Effect.gen(function* () {
@@ -27,9 +28,13 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
     const messages = yield* Messages
     const rooms = yield* Rooms
 
-    const recovered = yield* messages.recoverInterrupted
-    if (recovered > 0) {
-      yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(Effect.annotateLogs("count", recovered))
+    // Continuations a restart may add: a crash loop must not continue one answer forever.
+    const resumeBound = config.claudeMaxContinuations + config.claudeStreamRetries + 1
+    const recovered = yield* messages.recoverAtStartup(config.resumeInterruptedWithin, resumeBound)
+    if (recovered.interrupted > 0) {
+      yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(
+        Effect.annotateLogs("count", recovered.interrupted)
+      )
     }
 
     // Made before the finalizer that waits for it: at shutdown, retries get their last chance.
@@ -84,6 +89,10 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
         Effect.asVoid
       )
 
-    return { store } as const
+    return {
+      store,
+      /** Answers a crash or a shutdown cut a moment ago, for the chat to continue now. */
+      resumableAtStartup: recovered.resumable
+    } as const
   })
 }) {}

@@ -1,5 +1,12 @@
-import { Cause, Effect, Exit, Option, Schedule, Sink, Stream } from "effect"
-import { Claude, type CompletionEvent, type CompletionSummary, SYSTEM_PROMPT } from "../claude/Claude.js"
+import { Cause, type Chunk, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
+import {
+  Claude,
+  type CompletionEvent,
+  type CompletionSummary,
+  type ContextMessage,
+  estimateTokens,
+  SYSTEM_PROMPT
+} from "../claude/Claude.js"
 import { AppConfig } from "../Config.js"
 import { claudeError, type ClaudeError } from "../domain/ClaudeError.js"
 import { type DatabaseUnavailable, InternalError } from "../domain/Errors.js"
@@ -10,6 +17,7 @@ import { buildContext } from "./Context.js"
 import * as Events from "./Events.js"
 import type { Generation, StopReason } from "./Generation.js"
 import { Rooms } from "./Rooms.js"
+import { continuationMessages, overlapLength, SEAM_WINDOW } from "./Seams.js"
 
 /** How an answer ended, computed once from its pipeline's `Exit`. */
 export type EndState =
@@ -35,19 +43,47 @@ const logDefect = <A, E>(exit: Exit.Exit<A, E>) =>
     : Effect.void
 
 /**
+ * A continuation's first text, held until it is long enough (SEAM_WINDOW) to trim what
+ * repeats the end of the answer so far; then, and whenever the attempt ends, it joins.
+ */
+class Seam {
+  private held: string | undefined
+  constructor(private readonly deliver: (text: string) => void, private readonly textSoFar: () => string, continuing: boolean) {
+    this.held = continuing ? "" : undefined
+  }
+  add(text: string): void {
+    if (this.held === undefined) return this.deliver(text)
+    this.held += text
+    if (this.held.length >= SEAM_WINDOW) this.join()
+  }
+  join(): void {
+    if (this.held === undefined) return
+    const held = this.held
+    this.held = undefined
+    this.deliver(held.slice(overlapLength(this.textSoFar(), held)))
+  }
+}
+
+/**
  * The Sink end of an answer: each delta is appended to the generation and delivered to
  * every connection of the project in one synchronous step (so a rejoin can neither miss
  * nor repeat it), a chunk of deltas at a time; the result is Claude's closing summary.
  */
-const deliverTo = (rooms: Rooms, projectId: ProjectId, generation: Generation) =>
-  Sink.foldLeftChunks(Option.none<CompletionSummary>(), (summary, events: Iterable<CompletionEvent>) => {
+const deliverTo = (seam: Seam) =>
+  Sink.foldLeftChunks(Option.none<CompletionSummary>(), (summary, events: Chunk.Chunk<CompletionEvent>) => {
     let last = summary
     for (const event of events) {
-      if (event._tag === "TextDelta") rooms.broadcast(projectId, generation.append(event.text))
-      else last = Option.some(event.summary)
+      if (event._tag === "TextDelta") seam.add(event.text)
+      else {
+        seam.join()
+        last = Option.some(event.summary)
+      }
     }
     return last
   })
+
+/** Pause before a continuation that follows a transient failure: 0.5 s, 1 s, 2 s, … at most 8 s. */
+const retryDelay = (attempt: number) => Duration.millis(Math.min(8000, 500 * 2 ** (attempt - 1)))
 
 /**
  * Runs answers: the conversation so far as context, Claude's stream run into the
@@ -61,6 +97,32 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
     const rooms = yield* Rooms
     const store = yield* AnswerStore
 
+    /** One request to Claude, its stream run into the project's sockets. */
+    const attempt = (projectId: ProjectId, generation: Generation, context: ReadonlyArray<ContextMessage>) =>
+      Effect.gen(function* () {
+        const seam = new Seam(
+          (text) => {
+            if (text.length > 0) rooms.broadcast(projectId, generation.append(text))
+          },
+          () => generation.text,
+          generation.text.trim().length > 0
+        )
+        // Text held at the seam is delivered however the attempt ends: nothing Claude wrote is dropped.
+        const summary = yield* claude.stream({ system: SYSTEM_PROMPT, messages: continuationMessages(context, generation.text) }).pipe(
+          Stream.run(deliverTo(seam)),
+          Effect.ensuring(Effect.sync(() => seam.join()))
+        )
+        return yield* Option.match(summary, {
+          onNone: () => Effect.fail(claudeError("AI_ERROR", "stream ended without a summary", true)),
+          onSome: (finished) => Effect.succeed(finished)
+        })
+      })
+
+    /**
+     * The whole answer: requests to Claude until it has finished — continued after
+     * `max_tokens` (CLAUDE_MAX_CONTINUATIONS) and after transient failures
+     * (CLAUDE_STREAM_RETRIES), each time from the text so far, under the same message.
+     */
     const pipeline = (projectId: ProjectId, generation: Generation) =>
       Effect.gen(function* () {
         // The user message was stored a moment ago: a failure here is more likely a busy pool
@@ -68,18 +130,32 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
         const history = yield* messages.recent(projectId, config.contextMessageLimit).pipe(
           Effect.retry({ times: 2, schedule: Schedule.exponential("200 millis") })
         )
-        const context = buildContext(history, {
-          messageLimit: config.contextMessageLimit,
-          tokenBudget: config.contextTokenBudget,
-          systemPrompt: SYSTEM_PROMPT
-        })
-        const summary = yield* claude.stream({ system: SYSTEM_PROMPT, messages: context }).pipe(
-          Stream.run(deliverTo(rooms, projectId, generation))
-        )
-        return yield* Option.match(summary, {
-          onNone: () => Effect.fail(claudeError("AI_ERROR", "stream ended without a summary")),
-          onSome: Effect.succeed
-        })
+        let afterMaxTokens = 0
+        let afterFailures = 0
+        for (;;) {
+          const context = buildContext(history, {
+            messageLimit: config.contextMessageLimit,
+            // The partial answer is sent too: it takes its share of the budget.
+            tokenBudget: config.contextTokenBudget - estimateTokens(generation.text),
+            systemPrompt: SYSTEM_PROMPT
+          })
+          const result = yield* Effect.either(attempt(projectId, generation, context))
+          if (Either.isRight(result)) {
+            if (result.right.stopReason !== "max_tokens" || afterMaxTokens >= config.claudeMaxContinuations) return result.right
+            afterMaxTokens++
+            generation.continuations++
+            yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ reason: "max_tokens", continuations: generation.continuations }))
+            continue
+          }
+          const error = result.left
+          if (error._tag !== "ClaudeError" || !error.transient || afterFailures >= config.claudeStreamRetries) return yield* Effect.fail(error)
+          afterFailures++
+          generation.continuations++
+          yield* Effect.logWarning("continuing an answer after a transient failure").pipe(
+            Effect.annotateLogs({ reason: error.code, detail: error.detail, continuations: generation.continuations })
+          )
+          yield* Effect.sleep(retryDelay(afterFailures))
+        }
       })
 
     /** Stores the end state, then tells every connection; runs even when the pipeline was interrupted. */
@@ -92,6 +168,7 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           "gen_ai.usage.output_tokens": summary?.outputTokens ?? 0,
           "chat.status": end.status,
           "chat.chunks": generation.seq,
+          "chat.continuations": generation.continuations,
           ...(generation.firstChunkAt === undefined
             ? {}
             : { "chat.time_to_first_chunk_ms": Math.round(generation.firstChunkAt - generation.startedAt) })
@@ -106,7 +183,8 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           content: generation.text,
           status: end.status,
           stopReason: summary?.stopReason ?? null,
-          errorCode: end.status === "error" ? Events.webSocketCode(end.error) : end.status === "complete" ? null : end.status.toUpperCase()
+          errorCode: end.status === "error" ? Events.webSocketCode(end.error) : end.status === "complete" ? null : end.status.toUpperCase(),
+          continuations: generation.continuations
         })
         yield* store.store(outcome)
         rooms.end(
@@ -119,11 +197,17 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
               fullContent: outcome.content,
               codeBlocks: outcome.codeBlocks,
               status: end.status,
-              stopReason: outcome.stopReason
+              stopReason: outcome.stopReason,
+              continuations: outcome.continuations
             })
         )
         yield* Effect.logInfo("answer finished").pipe(
-          Effect.annotateLogs({ status: end.status, chunks: generation.seq, characters: generation.text.length })
+          Effect.annotateLogs({
+            status: end.status,
+            chunks: generation.seq,
+            characters: generation.text.length,
+            continuations: generation.continuations
+          })
         )
       })
 

@@ -1,12 +1,12 @@
 import { Duration, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
-import type { ChatMessageFrame } from "../domain/ChatProtocol.js"
+import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
 import { ChatBusy, MessageTooLarge, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { Messages } from "../messages/Messages.js"
+import { Messages, type StoredAnswer } from "../messages/Messages.js"
 import { Answers } from "./Answers.js"
-import { FINAL_WRITE_GRACE } from "./AnswerStore.js"
+import { AnswerStore, FINAL_WRITE_GRACE } from "./AnswerStore.js"
 import * as Events from "./Events.js"
 import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
@@ -16,6 +16,11 @@ import { Titles } from "./Titles.js"
 const SOCKET_CLOSE_GRACE = Duration.seconds(2)
 
 const isBlank = (text: string) => text.trim().length === 0
+
+/** An answer that stopped before Claude finished it. */
+const isContinuable = (answer: StoredAnswer) =>
+  answer.status === "interrupted" || answer.status === "error" || answer.status === "cancelled" ||
+  (answer.status === "complete" && answer.stopReason === "max_tokens")
 
 /**
  * The chat: stores the user's message, runs Claude's answer (`Answers`) for every
@@ -31,6 +36,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const lifecycle = yield* Lifecycle
     const rooms = yield* Rooms
     const answers = yield* Answers
+    const store = yield* AnswerStore
     const scope = yield* Effect.scope
 
     /** Registers a connection for the project's events (catching up a running answer) until the scope closes. */
@@ -51,14 +57,15 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const acknowledgeAgain = (reply: Subscriber, userMessageId: MessageId) =>
       Effect.map(messages.answerTo(userMessageId), (answer) => {
         if (Option.isNone(answer)) return false
-        const { id, content, codeBlocks, status, stopReason } = answer.value
+        const { id, content, codeBlocks, status, stopReason, continuations } = answer.value
         reply.send(Events.messageStart(id, userMessageId, true))
         reply.send(Events.messageComplete({
           messageId: id,
           fullContent: content,
           codeBlocks,
           status: status === "streaming" ? "interrupted" : status,
-          stopReason
+          stopReason,
+          continuations
         }))
         return true
       })
@@ -109,6 +116,50 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         yield* start(projectId, frame, reply).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
       })
 
+    /** Goes on with a stored answer under its own id; the project is reserved by the caller. */
+    const resume = (projectId: ProjectId, answer: StoredAnswer) =>
+      Effect.gen(function* () {
+        yield* messages.reopen(answer.id)
+        const generation = Generation.resumed(answer)
+        rooms.begin(projectId, generation)
+        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(answers.run(projectId, generation)), scope))
+      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
+
+    /**
+     * Handles a `continue`: the project's latest answer, if it ended interrupted, failed,
+     * cancelled or at max_tokens, streams on under the same id. Repeated while it runs, it
+     * is a catch-up, like a retried `chat_message`.
+     */
+    const continueAnswer = (projectId: ProjectId, frame: ContinueFrame, reply: Subscriber) =>
+      Effect.gen(function* () {
+        if (yield* lifecycle.isDraining) return yield* new ShuttingDown()
+        const running = rooms.running(projectId)
+        if (running?.messageId === frame.messageId) {
+          for (const json of running.catchUp()) reply.send(json)
+          return
+        }
+        if (!rooms.reserve(projectId)) return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
+        const latest = yield* messages.latestAnswer(projectId).pipe(Effect.tapError(() => Effect.sync(() => rooms.unreserve(projectId))))
+        const problem = Option.isNone(latest) || latest.value.id !== frame.messageId
+          ? "only the project's latest answer can be continued"
+          : isContinuable(latest.value)
+          ? undefined
+          : "this answer is complete; only an answer that was interrupted, failed, cancelled or stopped at max_tokens can be continued"
+        if (problem !== undefined || Option.isNone(latest)) {
+          rooms.unreserve(projectId)
+          return yield* new ValidationError({ message: problem ?? "" })
+        }
+        yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
+        yield* resume(projectId, latest.value)
+      })
+
+    // Answers a crash or a deploy cut a moment ago go on now, before any client asks.
+    for (const answer of store.resumableAtStartup) {
+      if (!rooms.reserve(answer.projectId)) continue
+      yield* Effect.logWarning("continuing an answer interrupted by a restart").pipe(Effect.annotateLogs({ messageId: answer.id }))
+      yield* resume(answer.projectId, answer).pipe(Effect.catchAll((error) => Effect.logWarning("could not continue an answer", error)))
+    }
+
     /** Stops the project's answer (only if it is `messageId`, when given); harmless otherwise. */
     const cancel = (projectId: ProjectId, messageId: MessageId | undefined) =>
       Effect.suspend(() => {
@@ -137,6 +188,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         yield* pollUntil(Effect.sync(() => !rooms.hasSubscribers()), SOCKET_CLOSE_GRACE)
       })
 
-    return { connect, send, cancel, drain } as const
+    return { connect, send, continueAnswer, cancel, drain } as const
   })
 }) {}

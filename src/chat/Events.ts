@@ -40,6 +40,7 @@ export const messageComplete = (options: {
   readonly codeBlocks: ReadonlyArray<CodeBlock>
   readonly status: Exclude<MessageStatus, "streaming">
   readonly stopReason: string | null
+  readonly continuations: number
 }) =>
   encode({
     type: "message_complete",
@@ -48,6 +49,7 @@ export const messageComplete = (options: {
     codeBlocks: options.codeBlocks.map((block) => ({ ...block })),
     status: options.status,
     stopReason: options.stopReason,
+    continuations: options.continuations,
     timestamp: now()
   })
 

@@ -19,6 +19,8 @@ export class Generation {
   firstChunkAt: number | undefined = undefined
   /** Set when the answer is stopped early; the pipeline's end state reads it. */
   stopReason: StopReason | undefined = undefined
+  /** Extra requests to Claude this answer has taken (stored with it). */
+  continuations = 0
   private fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
 
   constructor(
@@ -26,6 +28,23 @@ export class Generation {
     readonly userMessageId: MessageId,
     readonly clientMessageId: string | null
   ) {}
+
+  /**
+   * An answer that goes on from stored text (continued on request, or after a restart):
+   * the stored text counts as its first chunk, and this run is one more continuation.
+   */
+  static resumed(answer: { readonly id: MessageId; readonly userMessageId: MessageId; readonly content: string; readonly continuations: number }) {
+    const generation = new Generation(answer.id, answer.userMessageId, null)
+    generation.text = answer.content
+    generation.seq = answer.content.length > 0 ? 1 : 0
+    generation.continuations = answer.continuations + 1
+    return generation
+  }
+
+  /** Whether it goes on from text clients may already have: they are told `resumed` with the text so far. */
+  get isResumed(): boolean {
+    return this.seq > 0 && this.firstChunkAt === undefined
+  }
 
   /** Adds Claude's next text and returns the encoded chunk event for it. */
   append(text: string): string {

@@ -77,12 +77,18 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
         room.reserved = false
         releaseIfUnused(projectId, room)
       },
-      /** The reserved project's answer starts: every connection hears `message_start`. */
+      /**
+       * The reserved project's answer starts: every connection hears `message_start` (with
+       * `resumed` and the text so far when it goes on from stored text).
+       */
       begin: (projectId: ProjectId, generation: Generation): void => {
         const room = roomOf(projectId)
         room.reserved = false
         room.generation = generation
-        broadcast(projectId, Events.messageStart(generation.messageId, generation.userMessageId, false))
+        const start = generation.isResumed
+          ? generation.catchUp()
+          : [Events.messageStart(generation.messageId, generation.userMessageId, false)]
+        for (const json of start) broadcast(projectId, json)
       },
       /** The answer is over: every connection hears its last event, and the project is free. */
       end: (projectId: ProjectId, generation: Generation, lastEvent: string): void => {

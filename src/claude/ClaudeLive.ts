@@ -14,20 +14,27 @@ const TITLE_MAX_TOKENS = 32
  */
 const STREAM_BUFFER = 4096
 
-/** Maps whatever the SDK threw to one of the PRD's AI error codes; the raw text goes to `detail` only. */
+/**
+ * Maps whatever the SDK threw to one of the PRD's AI error codes; the raw text goes to
+ * `detail` only. An HTTP error status came before the stream started, and the SDK has
+ * already retried what was worth retrying (CLAUDE_MAX_RETRIES); an error event or a cut
+ * connection mid-stream is `transient`: the answer can be continued.
+ */
 export const toClaudeError = (error: unknown): ClaudeError => {
   if (error instanceof ClaudeError) return error
-  if (error instanceof Anthropic.APIConnectionTimeoutError) return claudeError("AI_TIMEOUT", "request timed out")
+  if (error instanceof Anthropic.APIConnectionTimeoutError) return claudeError("AI_TIMEOUT", "request timed out", false)
+  if (error instanceof Anthropic.APIConnectionError) return claudeError("AI_ERROR", "could not connect", false)
   if (error instanceof Anthropic.APIError) {
     const detail = `status=${String(error.status)} type=${String(error.type)} request_id=${String(error.requestID)}`
-    if (error.status === 529 || error.type === "overloaded_error") return claudeError("AI_OVERLOADED", detail)
-    if (error.status === 429 || error.type === "rate_limit_error") return claudeError("AI_RATE_LIMITED", detail)
-    if (error.status === 401 || error.status === 403) return claudeError("AI_AUTH_ERROR", detail)
-    if (error.status === 408) return claudeError("AI_TIMEOUT", detail)
-    return claudeError("AI_ERROR", detail)
+    const midStream = error.status === undefined
+    if (error.status === 529 || error.type === "overloaded_error") return claudeError("AI_OVERLOADED", detail, midStream)
+    if (error.status === 429 || error.type === "rate_limit_error") return claudeError("AI_RATE_LIMITED", detail, midStream)
+    if (error.status === 401 || error.status === 403) return claudeError("AI_AUTH_ERROR", detail, false)
+    if (error.status === 408) return claudeError("AI_TIMEOUT", detail, false)
+    return claudeError("AI_ERROR", detail, midStream && error.type === "api_error")
   }
   const name = error instanceof Error ? error.name : typeof error
-  return claudeError("AI_ERROR", `${name}: connection failed or the stream was cut`)
+  return claudeError("AI_ERROR", `${name}: connection failed or the stream was cut`, true)
 }
 
 /** Turns SDK stream events into text deltas and one closing summary. */
@@ -120,7 +127,7 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
                 // done() settles at the end of the stream, and rejects on a mid-stream `event: error`
                 // (even one right behind the last deltas) or a cut connection.
                 messageStream.done().then(
-                  () => end(finished ? undefined : claudeError("AI_ERROR", "stream ended before message_stop")),
+                  () => end(finished ? undefined : claudeError("AI_ERROR", "stream ended before message_stop", true)),
                   (error: unknown) => end(toClaudeError(error))
                 )
                 return {

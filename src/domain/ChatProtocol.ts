@@ -29,10 +29,17 @@ export const PingFrame = Schema.Struct({ type: Schema.Literal("ping") })
 /** Stops the answer streaming in the project (optionally only if it is `messageId`). */
 export const CancelFrame = Schema.Struct({ type: Schema.Literal("cancel"), messageId: Schema.optional(MessageId) })
 
-export const ClientFrame = Schema.Union(ChatMessageFrame, PingFrame, CancelFrame)
+/**
+ * Continues the project's latest answer, `messageId`, when it ended `interrupted`, `error`,
+ * `cancelled`, or `complete` at `max_tokens`: it streams on under the same id.
+ */
+export const ContinueFrame = Schema.Struct({ type: Schema.Literal("continue"), messageId: MessageId })
+export type ContinueFrame = typeof ContinueFrame.Type
+
+export const ClientFrame = Schema.Union(ChatMessageFrame, PingFrame, CancelFrame, ContinueFrame)
 export type ClientFrame = typeof ClientFrame.Type
 
-export const ClientFrameType = Schema.Literal("chat_message", "ping", "cancel")
+export const ClientFrameType = Schema.Literal("chat_message", "ping", "cancel", "continue")
 
 // ---- server → client -------------------------------------------------------------------
 
@@ -78,6 +85,8 @@ export const MessageCompleteEvent = Schema.Struct({
   codeBlocks: Schema.Array(CodeBlock),
   status: Schema.Literal("complete", "cancelled", "error", "interrupted"),
   stopReason: Schema.NullOr(Schema.String),
+  /** Extra requests to Claude this answer took (after max_tokens, transient failures, restarts). */
+  continuations: Schema.Int,
   timestamp: Schema.String
 })
 

@@ -6,12 +6,15 @@ export type ClaudeErrorCode = typeof ClaudeErrorCode.Type
 
 /**
  * Claude failed. `message` is written for the user and never carries what the SDK said
- * (which can echo request details); `detail` is for the logs only.
+ * (which can echo request details); `detail` is for the logs only. `transient` failures
+ * (overloaded, a cut connection, a stall, a server error) may succeed when tried again;
+ * the others (a refused key, an invalid request) will not.
  */
 export class ClaudeError extends Schema.TaggedError<ClaudeError>()("ClaudeError", {
   code: ClaudeErrorCode,
   message: Schema.String,
-  detail: Schema.String
+  detail: Schema.String,
+  transient: Schema.Boolean
 }) {}
 
 export const claudeErrorMessages: Record<ClaudeErrorCode, string> = {
@@ -22,5 +25,8 @@ export const claudeErrorMessages: Record<ClaudeErrorCode, string> = {
   AI_ERROR: "Failed to generate response"
 }
 
-export const claudeError = (code: ClaudeErrorCode, detail: string) =>
-  new ClaudeError({ code, message: claudeErrorMessages[code], detail })
+/** By code, unless the caller knows better: only a refused key and a generic error are not worth retrying. */
+const transientByDefault = (code: ClaudeErrorCode) => code !== "AI_AUTH_ERROR" && code !== "AI_ERROR"
+
+export const claudeError = (code: ClaudeErrorCode, detail: string, transient = transientByDefault(code)) =>
+  new ClaudeError({ code, message: claudeErrorMessages[code], detail, transient })

@@ -25,7 +25,7 @@ export class Message extends Schema.Class<Message>("Message")({
 
 /** The columns a `MessageRow` is read from, in one place for every query that reads one. */
 export const MESSAGE_ROW_COLUMNS =
-  "id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, created_at"
+  "id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, continuations, created_at"
 
 /** A `messages` row as PostgreSQL returns it (column names already camelCased by the client). */
 export class MessageRow extends Schema.Class<MessageRow>("MessageRow")({
@@ -37,6 +37,7 @@ export class MessageRow extends Schema.Class<MessageRow>("MessageRow")({
   codeBlocks: Schema.Array(CodeBlock),
   clientMessageId: Schema.NullOr(Schema.String),
   stopReason: Schema.NullOr(Schema.String),
+  continuations: Schema.Int,
   createdAt: Schema.DateFromSelf
 }) {
   toMessage(): Message {

@@ -84,6 +84,10 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
         const { subscriber } = outbox
         const reply = (error: Events.ChatFailure) => Effect.sync(() => subscriber.send(Events.failure(error)))
         const withinRate = makeRateLimit(config.wsMessagesPerMinute)
+        const rateLimited = Effect.sync(() => {
+          const limited = new RateLimited({ limitPerMinute: config.wsMessagesPerMinute })
+          subscriber.send(Events.errorEvent(limited.code, limited.message))
+        })
         // Acknowledgements of a repeated clientMessageId still being written to this socket:
         // a repeat is dropped until the socket has drained (a client that does not read
         // cannot make the server copy one answer again and again).
@@ -93,10 +97,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
           const clientMessageId = frame.clientMessageId
           if (ws.bufferedAmount === 0) unsentAcks.clear()
           if (clientMessageId !== undefined && unsentAcks.has(clientMessageId)) return Effect.void
-          if (!withinRate()) {
-            const limited = new RateLimited({ limitPerMinute: config.wsMessagesPerMinute })
-            return Effect.sync(() => subscriber.send(Events.errorEvent(limited.code, limited.message)))
-          }
+          if (!withinRate()) return rateLimited
           return chat.send(projectId, frame, subscriber).pipe(
             Effect.catchAll(reply),
             Effect.ensuring(Effect.sync(() => {
@@ -115,6 +116,11 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
                     return Effect.sync(() => subscriber.send(Events.pong()))
                   case "cancel":
                     return chat.cancel(projectId, frame.messageId)
+                  case "continue":
+                    // A continuation costs a Claude request too: it counts against the rate limit.
+                    return withinRate()
+                      ? chat.continueAnswer(projectId, frame, subscriber).pipe(Effect.catchAll(reply))
+                      : rateLimited
                   case "chat_message":
                     return send(frame)
                 }

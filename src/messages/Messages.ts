@@ -1,8 +1,8 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Option, Predicate, Schema } from "effect"
+import { Duration, Effect, Option, Predicate, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
-import { ProjectNotFound } from "../domain/Errors.js"
+import { ChatBusy, ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
 import { MESSAGE_ROW_COLUMNS, MessageRow, MessageStatus, Role } from "../domain/Message.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
@@ -13,8 +13,27 @@ export interface AnswerOutcome {
   readonly status: Exclude<MessageStatus, "streaming">
   readonly stopReason: string | null
   readonly errorCode: string | null
+  readonly continuations: number
   readonly codeBlocks: ReadonlyArray<CodeBlock>
 }
+
+/** A project's latest answer as stored: what `continue` and a restart go on from. */
+export const StoredAnswer = Schema.Struct({
+  id: MessageId,
+  projectId: ProjectId,
+  userMessageId: MessageId,
+  content: Schema.String,
+  status: MessageStatus,
+  stopReason: Schema.NullOr(Schema.String),
+  continuations: Schema.Int
+})
+export type StoredAnswer = typeof StoredAnswer.Type
+
+const isUniqueViolation = (error: unknown) =>
+  Predicate.isTagged(error, "SqlError") &&
+  Predicate.hasProperty(error, "cause") &&
+  Predicate.hasProperty(error.cause, "code") &&
+  error.cause.code === "23505"
 
 /** An answer's end state; its code blocks are found here, once, for storing and for clients alike. */
 export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): AnswerOutcome => ({
@@ -82,8 +101,35 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
 
     const streamingRows = SqlSchema.findAll({
       Request: Schema.Void,
-      Result: Schema.Struct({ id: MessageId, content: Schema.String }),
-      execute: () => sql`SELECT id, content FROM messages WHERE status = 'streaming'`
+      Result: Schema.Struct({ id: MessageId, content: Schema.String, continuations: Schema.Int }),
+      execute: () => sql`SELECT id, content, continuations FROM messages WHERE status = 'streaming'`
+    })
+
+    // An answer with the user message it answers (the one right before it).
+    const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations,
+        (SELECT u.id FROM messages u WHERE u.project_id = m.project_id AND u.role = 'user' AND u.ordinal < m.ordinal
+         ORDER BY u.ordinal DESC LIMIT 1) AS user_message_id
+      FROM messages m`)
+
+    const latestAnswerRow = SqlSchema.findOne({
+      Request: ProjectId,
+      Result: StoredAnswer,
+      execute: (projectId) =>
+        sql`SELECT * FROM (${storedAnswers} WHERE m.project_id = ${projectId} ORDER BY m.ordinal DESC LIMIT 1) latest
+            WHERE role = 'assistant' AND user_message_id IS NOT NULL`
+    })
+
+    const resumableRows = SqlSchema.findAll({
+      Request: Schema.Struct({ withinSeconds: Schema.Number, maxContinuations: Schema.Int }),
+      Result: StoredAnswer,
+      execute: ({ withinSeconds, maxContinuations }) =>
+        sql`SELECT * FROM (${storedAnswers}
+              WHERE m.role = 'assistant'
+                AND (m.status = 'streaming' OR (m.status = 'interrupted' AND m.error_code = 'INTERRUPTED'))
+                AND m.updated_at > NOW() - make_interval(secs => ${withinSeconds})
+                AND m.continuations < ${maxContinuations}
+                AND NOT EXISTS (SELECT 1 FROM messages later WHERE later.project_id = m.project_id AND later.ordinal > m.ordinal)
+            ) resumable WHERE user_message_id IS NOT NULL`
     })
 
     /**
@@ -116,6 +162,8 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       insertAssistantRow(projectId).pipe(
         Effect.map((row) => row.id),
         Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
+        // The database allows one streaming answer per project, whichever process started it.
+        Effect.catchIf(isUniqueViolation, () => Effect.fail(new ChatBusy({ messageId: "" }))),
         orUnavailableKeeping
       ))
 
@@ -138,7 +186,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       sql`WITH finished AS (
                    UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
                      code_blocks = ${JSON.stringify(outcome.codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
-                     error_code = ${outcome.errorCode}, updated_at = NOW()
+                     error_code = ${outcome.errorCode}, continuations = ${outcome.continuations}, updated_at = NOW()
                    WHERE id = ${outcome.id}
                    RETURNING project_id
                  )
@@ -154,29 +202,65 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     /** The answer stored after a user message, if any (to acknowledge a retried send). */
     const answerTo = Effect.fn("Messages.answerTo")((userMessageId: MessageId) => answerRow(userMessageId).pipe(orUnavailable))
 
-    /**
-     * Answers left `streaming` by a crash become `interrupted`, keeping their last
-     * checkpointed text. Run at startup, before any new answer can start.
-     */
-    const recoverInterrupted = streamingRows(undefined).pipe(
-      Effect.flatMap((rows) =>
-        Effect.forEach(rows, (row) =>
-          finish(answerOutcome({ id: row.id, content: row.content, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" }))
-        )
-      ),
-      Effect.map((finished) => finished.length),
-      orUnavailable
-    )
+    /** The project's latest message when it is an answer (with the question it answers). */
+    const latestAnswer = Effect.fn("Messages.latestAnswer")((projectId: ProjectId) =>
+      latestAnswerRow(projectId).pipe(orUnavailable))
 
-    return { insertUser, findUserByClientId, insertAssistant, checkpoint, finish, recent, answerTo, recoverInterrupted } as const
+    /**
+     * Makes a finished answer `streaming` again, to go on from its stored text; fails with
+     * `ChatBusy` when the project already streams one. None when it is streaming already.
+     */
+    const reopen = Effect.fn("Messages.reopen")((id: MessageId) =>
+      sql`UPDATE messages SET status = 'streaming', error_code = NULL, updated_at = NOW()
+          WHERE id = ${id} AND status <> 'streaming' RETURNING id`.pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.catchIf(isUniqueViolation, () => Effect.fail(new ChatBusy({ messageId: id }))),
+        orUnavailableKeeping
+      ))
+
+    /**
+     * At startup, before any new answer can start: the answers a crash or a shutdown cut
+     * less than `within` ago (and not continued too often already) are returned, to be
+     * continued; every other answer left `streaming` becomes `interrupted`, keeping its
+     * last checkpointed text.
+     */
+    const recoverAtStartup = (within: Duration.Duration, maxContinuations: number) =>
+      Effect.gen(function* () {
+        const resumable = yield* resumableRows({ withinSeconds: Duration.toSeconds(within), maxContinuations })
+        const resuming = new Set(resumable.map((answer) => answer.id))
+        const stale = (yield* streamingRows(undefined)).filter((row) => !resuming.has(row.id))
+        yield* Effect.forEach(stale, (row) =>
+          finish(answerOutcome({
+            id: row.id,
+            content: row.content,
+            status: "interrupted",
+            stopReason: null,
+            errorCode: "INTERRUPTED",
+            continuations: row.continuations
+          })))
+        return { resumable, interrupted: stale.length }
+      }).pipe(orUnavailable)
+
+    return {
+      insertUser,
+      findUserByClientId,
+      insertAssistant,
+      checkpoint,
+      finish,
+      recent,
+      answerTo,
+      latestAnswer,
+      reopen,
+      recoverAtStartup
+    } as const
   })
 }) {}
 
-/** Like `orUnavailable`, but lets a `ProjectNotFound` found along the way through. */
+/** Like `orUnavailable`, but lets a `ProjectNotFound` or `ChatBusy` found along the way through. */
 const orUnavailableKeeping = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.catchIf(
     effect,
-    (error): error is Exclude<E, ProjectNotFound> => !(error instanceof ProjectNotFound),
+    (error): error is Exclude<E, ProjectNotFound | ChatBusy> => !(error instanceof ProjectNotFound || error instanceof ChatBusy),
     (error) => orUnavailable(Effect.fail(error))
   )
 

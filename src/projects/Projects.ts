@@ -3,7 +3,7 @@ import { Effect, Option, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
-import { MessageRow } from "../domain/Message.js"
+import { MESSAGE_ROW_COLUMNS, MessageRow } from "../domain/Message.js"
 import { TRUSTED } from "../domain/Trusted.js"
 import { DEFAULT_TITLE, Project, ProjectSummary, ProjectWithMessages } from "../domain/Project.js"
 
@@ -59,7 +59,7 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
       Request: ProjectId,
       Result: MessageRow,
       execute: (id) =>
-        sql`SELECT id, project_id, role, content, status, code_blocks, client_message_id, stop_reason, created_at
+        sql`SELECT ${sql.literal(MESSAGE_ROW_COLUMNS)}
             FROM messages WHERE project_id = ${id} ORDER BY ordinal`
     })
 

@@ -14,11 +14,16 @@ import { decodeExact, WireProject, WireProjectWithMessages } from "./Wire.js"
 /** Never a real key; the tests check it never reaches a client. */
 export const TEST_API_KEY = "sk-ant-test-key"
 
-/** Env for the real SDK against a fake server. Shutdown is kept short so teardown is bounded. */
+/**
+ * Env for the real SDK against a fake server. Shutdown is kept short so teardown is bounded.
+ * Mid-answer failures end the answer at once (no continuation), so that the error suites
+ * see each failure itself; the continuation suite sets CLAUDE_STREAM_RETRIES itself.
+ */
 export const claudeEnv = (fake: Pick<FakeRouter, "url">, env: Record<string, string> = {}): Record<string, string> => ({
   CLAUDE_API_KEY: TEST_API_KEY,
   CLAUDE_BASE_URL: fake.url,
   CLAUDE_MAX_RETRIES: "1",
+  CLAUDE_STREAM_RETRIES: "0",
   SHUTDOWN_GRACE_SECONDS: "1",
   ...env
 })

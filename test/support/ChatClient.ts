@@ -41,6 +41,7 @@ export const WireMessageComplete = Schema.Struct({
   codeBlocks: Schema.Array(WireCodeBlock),
   status: Schema.Literal("complete", "cancelled", "error", "interrupted"),
   stopReason: Schema.NullOr(Schema.String),
+  continuations: Schema.Int.pipe(Schema.nonNegative()),
   timestamp: IsoTimestamp
 })
 

@@ -62,7 +62,7 @@ export const memorySubscriber = (): MemorySubscriber => {
 export const startChatService = (env: Record<string, string> = {}) =>
   Effect.gen(function* () {
     const claude = yield* makeScriptedClaude()
-    const databaseUrl = yield* freshDatabase
+    const databaseUrl = env["DATABASE_URL"] ?? (yield* freshDatabase)
     const config = ConfigProvider.fromMap(
       new Map(Object.entries({ LOG_LEVEL: "error", DATABASE_URL: databaseUrl, CHECKPOINT_INTERVAL_MS: "60000", ...env }))
     )
@@ -78,6 +78,7 @@ export const startChatService = (env: Record<string, string> = {}) =>
     const context = yield* Layer.build(layer)
     const projects = Context.get(context, Projects)
     return {
+      databaseUrl,
       claude,
       chat: Context.get(context, Chat),
       lifecycle: Context.get(context, Lifecycle),
