@@ -116,7 +116,7 @@ describe("repeated acknowledgements", () => {
     Effect.gen(function* () {
       const fake = yield* FakeRouterScoped()
       const chunks = Array.from({ length: 400 }, (_, i) => `${String(i).padStart(4, "0")}${"x".repeat(9_996)}`)
-      fake.enqueueChat({ kind: "text", chunks })
+      fake.enqueueChat({ kind: "text", chunks }, { kind: "text", chunks: ["Fence."] })
       const service = yield* spawnHealthyService(
         claudeEnv(fake, {
           DATABASE_URL: yield* freshDatabase,
@@ -132,17 +132,19 @@ describe("repeated acknowledgements", () => {
       yield* client.send(frame)
       const start = yield* client.waitFor("message_start")
       yield* client.untilComplete(start.messageId, 60_000)
+      // Another connection to the project, which reads: it sees when the first one's frames are all handled.
+      const observer = yield* connect(service.wsUrl, projectId)
       const baseline = residentBytes(pidOf(service))
       const sampler = yield* rssSampler(pidOf(service))
 
-      client.ws.pause() // nothing the server sends is read until every repeat is in
+      client.ws.pause() // nothing the server sends is read until every repeat is handled
       for (let i = 0; i < 40; i++) yield* client.send(frame)
-      // A fence: the pong comes after every acknowledgement the repeats produced.
-      yield* client.send({ type: "ping" })
-      client.ws.resume()
-      yield* client.waitFor("pong", 60_000)
-      // Sampled all along: the peak covers the time the acknowledgements waited unread.
+      // A fence: frames are handled in order, so once this new message starts, every repeat was handled.
+      yield* client.chat("Fence", { clientMessageId: "fence" })
+      const fence = yield* observer.next((event) => event.type === "message_start" && event.messageId !== start.messageId, 60_000)
       const growth = sampler.peak() - baseline
+      client.ws.resume()
+      yield* client.next((event) => event.type === "message_start" && event.messageId === (fence.type === "message_start" ? fence.messageId : ""), 60_000)
       const acknowledgements = client.events.filter((event) => event.type === "message_complete" && event.messageId === start.messageId).length - 1
       report("repeated acknowledgements", { repeats: 40, acknowledgements, rssGrowthMiB: toMiB(growth) })
       expect(acknowledgements).toBeGreaterThanOrEqual(1)
