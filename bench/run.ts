@@ -67,7 +67,7 @@ const SERVICE_DIST = Path.resolve(ROOT, process.env["BENCH_SERVICE_DIST"] ?? "di
 const plan = QUICK
   ? {
     startup: { fresh: 1, existing: 1, external: 1 },
-    rest: { warmupS: 0, durationS: 2, connections: 32 },
+    rest: { warmupS: 0, durationS: 2, connections: 32, rounds: 1 },
     seed: { projects: 1000, messages: 100 },
     streaming: { levels: [10, 100], chunks: 50, delayMs: 40, spreadMs: 500 },
     stress: { conversations: 100, chunks: 200, delayMs: 5 },
@@ -77,7 +77,7 @@ const plan = QUICK
   }
   : {
     startup: { fresh: 3, existing: 5, external: 5 },
-    rest: { warmupS: 2, durationS: 10, connections: 32 },
+    rest: { warmupS: 2, durationS: 10, connections: 32, rounds: 5 },
     seed: { projects: 1000, messages: 100 },
     streaming: { levels: [10, 100, 1000], chunks: 250, delayMs: 40, spreadMs: 1000 },
     stress: { conversations: 100, chunks: 1000, delayMs: 5 },
@@ -179,14 +179,29 @@ const startStreamingService = async (options: { readonly nodeArgs?: ReadonlyArra
     .target
 
 const RELAY_JS = Path.join(RUN_DIR, "relay.mjs")
+const REST_BASELINE_JS = Path.join(RUN_DIR, "rest.mjs")
 
-/** The baseline relay, transpiled once to plain JavaScript (no loader in the measured process). */
-const buildRelay = () => {
-  const source = Fs.readFileSync(Path.join(ROOT, "bench", "baseline", "relay.ts"), "utf8")
-  const output = ts.transpileModule(source, {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }
+/** The baselines (relay, REST), transpiled once to plain JavaScript (no loader in the measured process). */
+const buildBaselines = () => {
+  for (const [name, out] of [["relay.ts", RELAY_JS], ["rest.ts", REST_BASELINE_JS]] as const) {
+    const source = Fs.readFileSync(Path.join(ROOT, "bench", "baseline", name), "utf8")
+    const output = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, esModuleInterop: true }
+    })
+    Fs.writeFileSync(out, output.outputText)
+  }
+}
+
+/** The hand-written `node:http` + `pg` REST baseline on the benchmark's database. */
+const startRestBaseline = async (): Promise<Target> => {
+  const child = spawnNode([REST_BASELINE_JS], {
+    env: { ...baseEnv(), PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database?.url ?? "" },
+    logFile: logFile("rest-baseline"),
+    pipeStdout: true
   })
-  Fs.writeFileSync(RELAY_JS, output.outputText)
+  const url = await readUrl(child, 20_000, "REST baseline")
+  await waitFor200(`${url}/health`, 20_000, child)
+  return { kind: "baseline", child, pid: child.pid ?? 0, url }
 }
 
 let relayCount = 0
@@ -291,6 +306,13 @@ interface RestCase {
   readonly errors: number
   readonly non2xx: number
   readonly usage: Usage
+  /** The same requests against the hand-written REST baseline (reads only). */
+  readonly baseline?: {
+    readonly requestsPerSecond: number
+    readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }
+    readonly errors: number
+    readonly usage: Usage
+  }
 }
 
 interface StreamingRun {
@@ -346,7 +368,7 @@ const results: {
   database: string
   plan: typeof plan
   startup: Array<StartupCase>
-  rest: { seeded?: Seeded; cases: Array<RestCase> }
+  rest: { seeded?: Seeded; cases: Array<RestCase>; serviceRssAfterMb?: number }
   streaming: Array<{ name: string; service: StreamingRun; baseline: StreamingRun }>
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
@@ -472,6 +494,43 @@ const autocannon = (url: string, seconds: number, options: { readonly method?: s
     })
   })
 
+type RestMeasure = { readonly out: AutocannonJson; readonly usage: Usage }
+
+/**
+ * Bounded autocannon measurements of each process in turn: after a warm-up, `plan.rest.rounds`
+ * rounds of durationS / rounds seconds each, alternating between the processes, so that other
+ * work on this shared machine weighs on both alike. Requests per second and CPU are summed over
+ * the rounds; latency percentiles are the median of the rounds'.
+ */
+const measureRest = async (
+  targets: ReadonlyArray<{ readonly pid: number; readonly url: string }>,
+  options: { readonly method?: string; readonly body?: string }
+): Promise<Array<RestMeasure>> => {
+  if (plan.rest.warmupS > 0) for (const target of targets) await autocannon(target.url, plan.rest.warmupS, options)
+  const rounds = targets.map(() => [] as Array<RestMeasure>)
+  const slice = Math.max(1, Math.round(plan.rest.durationS / plan.rest.rounds))
+  for (let round = 0; round < plan.rest.rounds; round++) {
+    for (const [i, target] of targets.entries()) {
+      const window = new UsageWindow(target.pid)
+      const out = await autocannon(target.url, slice, options)
+      rounds[i]!.push({ out, usage: window.stop() })
+    }
+  }
+  return rounds.map((measures) => {
+    const sum = (pick: (m: RestMeasure) => number) => measures.reduce((total, m) => total + pick(m), 0)
+    const mid = (pick: (m: RestMeasure) => number) => median(measures.map(pick))
+    const out: AutocannonJson = {
+      requests: { average: sum((m) => m.out.requests.total) / (slice * measures.length), total: sum((m) => m.out.requests.total) },
+      latency: { p50: mid((m) => m.out.latency.p50), p90: mid((m) => m.out.latency.p90), p99: mid((m) => m.out.latency.p99), max: Math.max(...measures.map((m) => m.out.latency.max)) },
+      errors: sum((m) => m.out.errors),
+      timeouts: sum((m) => m.out.timeouts),
+      non2xx: sum((m) => m.out.non2xx)
+    }
+    const usage: Usage = { ...measures[measures.length - 1]!.usage, cpuMs: sum((m) => m.usage.cpuMs), wallMs: sum((m) => m.usage.wallMs), peakRssMb: Math.max(...measures.map((m) => m.usage.peakRssMb)) }
+    return { out, usage }
+  })
+}
+
 const restScenarios = async (measure: boolean) => {
   // The first service start applied the migrations; seed now that the tables exist.
   const { target: service } = await startService({ NODE_ENV: "production", DATABASE_URL: database?.url ?? "" })
@@ -481,30 +540,48 @@ const restScenarios = async (measure: boolean) => {
     results.rest.seeded = { ...seeded, projectIds: [] }
     log(`seeded in ${seeded.seconds.toFixed(1)} s`)
     if (!measure) return seeded
-    const cases = [
-      { name: "GET /api/projects (1,000 projects)", url: `${service.url}/api/projects` },
-      { name: "GET /api/projects/:id (100 messages)", url: `${service.url}/api/projects/${seeded.sampleProjectId}` },
-      { name: "POST /api/projects", url: `${service.url}/api/projects`, method: "POST", body: "{\"title\":\"Benchmark project\"}" }
-    ]
-    // List first: the POST case adds projects.
-    for (const c of cases) {
-      const options = { ...(c.method === undefined ? {} : { method: c.method }), ...(c.body === undefined ? {} : { body: c.body }) }
-      if (plan.rest.warmupS > 0) await autocannon(c.url, plan.rest.warmupS, options)
-      const window = new UsageWindow(service.pid)
-      const out = await autocannon(c.url, plan.rest.durationS, options)
-      const usage = window.stop()
-      results.rest.cases.push({
-        name: c.name,
-        requestsPerSecond: out.requests.average,
-        latencyMs: { p50: out.latency.p50, p90: out.latency.p90, p99: out.latency.p99, max: out.latency.max },
-        requests: out.requests.total,
-        errors: out.errors + out.timeouts,
-        non2xx: out.non2xx,
-        usage
-      })
-      if (out.requests.total === 0) problem(`${c.name}: no request completed in ${plan.rest.durationS} s at ${plan.rest.connections} connections`)
-      else if (out.errors + out.timeouts + out.non2xx > 0) problem(`${c.name}: ${out.errors} errors, ${out.timeouts} timeouts, ${out.non2xx} non-2xx`)
-      log(`${c.name}: ${out.requests.average.toFixed(0)} req/s, p99 ${out.latency.p99} ms`)
+    const baseline = await startRestBaseline()
+    try {
+      const cases = [
+        { name: "GET /api/projects (1,000 projects)", path: "/api/projects", compare: true },
+        { name: "GET /api/projects/:id (100 messages)", path: `/api/projects/${seeded.sampleProjectId}`, compare: true },
+        { name: "POST /api/projects", path: "/api/projects", method: "POST", body: "{\"title\":\"Benchmark project\"}", compare: false }
+      ]
+      // Reads first: the POST case adds projects. Service and baseline take turns on the same database.
+      for (const c of cases) {
+        const options = { ...(c.method === undefined ? {} : { method: c.method }), ...(c.body === undefined ? {} : { body: c.body }) }
+        const targets = [{ pid: service.pid, url: `${service.url}${c.path}` }, ...(c.compare ? [{ pid: baseline.pid, url: `${baseline.url}${c.path}` }] : [])]
+        const [measured, base] = await measureRest(targets, options)
+        const { out, usage } = measured!
+        results.rest.cases.push({
+          name: c.name,
+          requestsPerSecond: out.requests.average,
+          latencyMs: { p50: out.latency.p50, p90: out.latency.p90, p99: out.latency.p99, max: out.latency.max },
+          requests: out.requests.total,
+          errors: out.errors + out.timeouts,
+          non2xx: out.non2xx,
+          usage,
+          ...(base === undefined
+            ? {}
+            : {
+              baseline: {
+                requestsPerSecond: base.out.requests.average,
+                latencyMs: { p50: base.out.latency.p50, p90: base.out.latency.p90, p99: base.out.latency.p99, max: base.out.latency.max },
+                errors: base.out.errors + base.out.timeouts + base.out.non2xx,
+                usage: base.usage
+              }
+            })
+        })
+        if (out.requests.total === 0) problem(`${c.name}: no request completed in ${plan.rest.durationS} s at ${plan.rest.connections} connections`)
+        else if (out.errors + out.timeouts + out.non2xx > 0) problem(`${c.name}: ${out.errors} errors, ${out.timeouts} timeouts, ${out.non2xx} non-2xx`)
+        log(
+          `${c.name}: ${out.requests.average.toFixed(0)} req/s, p99 ${out.latency.p99} ms` +
+            (base === undefined ? "" : `; baseline ${base.out.requests.average.toFixed(0)} req/s, p99 ${base.out.latency.p99} ms`)
+        )
+      }
+      results.rest.serviceRssAfterMb = rssMb(service.pid)
+    } finally {
+      await stopMeasured("baseline", baseline.child)
     }
     return seeded
   } finally {
@@ -787,6 +864,16 @@ const evaluateTargets = () => {
     const limit = c.name.startsWith("GET /api/projects (") ? 20 : 10
     add(`REST ${c.name.split(" (")[0]} p99 < ${limit} ms`, `${f(c.latencyMs.p99, 0)} ms`, c.latencyMs.p99 < limit)
   }
+  // Issue 13: the reads at or below the hand-written baseline's p99, and 5× the requests per second of before.
+  const before: Record<string, number> = { "GET /api/projects": 43, "GET /api/projects/:id": 286 }
+  for (const c of results.rest.cases) {
+    const name = c.name.split(" (")[0] ?? c.name
+    if (c.baseline !== undefined) add(`REST ${name} p99 ≤ REST baseline's`, `${f(c.latencyMs.p99, 0)} vs ${f(c.baseline.latencyMs.p99, 0)} ms (${ratio(c.latencyMs.p99, c.baseline.latencyMs.p99)})`, c.latencyMs.p99 <= c.baseline.latencyMs.p99)
+    const old = before[name]
+    if (old !== undefined) add(`REST ${name} ≥ 5× ${old} req/s (before issue 13)`, `${f(c.requestsPerSecond, 0)} req/s (${ratio(c.requestsPerSecond, old)})`, c.requestsPerSecond >= 5 * old)
+  }
+  const rssAfter = results.rest.serviceRssAfterMb
+  if (rssAfter !== undefined) add("service RSS after the REST load < 256 MB", `${f(rssAfter, 0)} MB`, rssAfter < 256)
   for (const s of results.streaming) {
     const n = s.service.conversations
     const stress = s.name.startsWith("stress")
@@ -815,6 +902,20 @@ const report = () => {
   out.push(`Load average (1 min) before the run / at its end (the end includes the benchmark's own processes): ${f(results.loadAverage.start, 2)} / ${f(results.loadAverage.end, 2)}${load > 1 ? " — other processes were using the CPU when the run started: latencies may be inflated" : ""}.`, "")
   out.push(table("Startup (spawn → first 200 from /health)", ["case", "runs", "median ms", "p99 ms", "peak RSS MB", "CPU ms"], results.startup.map((c) => [c.name, String(c.runs.length), f(c.medianMs, 0), f(c.p99Ms, 0), f(c.peakRssMb, 0), f(c.cpuMs, 0)])))
   out.push(table(`REST (${plan.rest.connections} connections, ${plan.rest.durationS} s each; ${plan.seed.projects} projects, ${plan.seed.projects * plan.seed.messages} messages seeded)`, ["endpoint", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU s"], results.rest.cases.map((c) => [c.name, f(c.requestsPerSecond, 0), f(c.latencyMs.p50, 0), f(c.latencyMs.p99, 0), String(c.errors + c.non2xx), f(c.usage.peakRssMb, 0), f(c.usage.cpuMs / 1000, 2)])))
+  const compared = results.rest.cases.flatMap((c) => (c.baseline === undefined ? [] : [{ ...c, baseline: c.baseline }]))
+  if (compared.length > 0) {
+    const rows: Array<Array<string>> = []
+    for (const c of compared) {
+      const row = (metric: string, a: number, b: number, digits = 0) => rows.push([c.name, metric, f(a, digits), f(b, digits), ratio(a, b)])
+      row("req/s", c.requestsPerSecond, c.baseline.requestsPerSecond)
+      row("latency p50 (ms)", c.latencyMs.p50, c.baseline.latencyMs.p50)
+      row("latency p99 (ms)", c.latencyMs.p99, c.baseline.latencyMs.p99)
+      row("CPU s (the process only)", c.usage.cpuMs / 1000, c.baseline.usage.cpuMs / 1000, 2)
+      row("peak RSS (MB)", c.usage.peakRssMb, c.baseline.usage.peakRssMb)
+    }
+    out.push(table(`REST against the hand-written baseline (\`node:http\` + \`pg\` + \`JSON.stringify\`, bench/baseline/rest.ts; ${plan.rest.rounds} alternating round(s), latency = median of the rounds)`, ["endpoint", "metric", "service", "baseline", "ratio"], rows))
+    if (results.rest.serviceRssAfterMb !== undefined) out.push(`Service RSS after the REST load: ${f(results.rest.serviceRssAfterMb, 0)} MB.`, "")
+  }
   const rows: Array<Array<string>> = []
   for (const s of results.streaming) {
     const row = (metric: string, a: number, b: number, digits = 1) => rows.push([s.name, metric, f(a, digits), f(b, digits), ratio(a, b)])
@@ -876,7 +977,7 @@ const main = async () => {
   Fs.mkdirSync(RUN_DIR, { recursive: true })
   if (!Fs.existsSync(Path.join(SERVICE_DIST, "main.js"))) throw new Error(`${SERVICE_DIST}/main.js is missing: run \`npm run build\` (npm run bench does)`)
   log(`${QUICK ? "quick" : "full"} run; ${Os.cpus().length} cores; Node ${process.version}; run folder ${RUN_DIR}`)
-  buildRelay()
+  buildBaselines()
 
   log(EXTERNAL_URL === undefined ? "starting an embedded PostgreSQL" : "creating a database on BENCH_DATABASE_URL")
   database = await openBenchDatabase({ externalUrl: EXTERNAL_URL, dataDir: Path.join(RUN_DIR, "pg"), port: await freePort() })

@@ -9,6 +9,9 @@ import { Rooms } from "./Rooms.js"
 /** How long answers stopped at shutdown get to store themselves once the service stops. */
 export const FINAL_WRITE_GRACE = Duration.seconds(5)
 
+/** A streaming row no generation owns, unwritten for this many checkpoint intervals (30 s by default), is stale. */
+const STALE_AFTER_INTERVALS = 30
+
 /** Storing a finished answer is retried while the database is away (with backoff, capped). */
 const storeRetry = Schedule.exponential("200 millis").pipe(
   Schedule.union(Schedule.spaced("5 seconds")),
@@ -60,6 +63,19 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
       Effect.forkScoped
     )
 
+    const staleAfter = Duration.times(config.checkpointInterval, STALE_AFTER_INTERVALS)
+    // While running, streaming rows nobody owns (a failure between storing and starting an
+    // answer) are swept, so that no project stays busy until the next restart.
+    yield* Effect.suspend(() => messages.sweepStale(rooms.generations().map((generation) => generation.messageId), staleAfter)).pipe(
+      Effect.tap((swept) =>
+        swept > 0 ? Effect.logWarning("answers left streaming by no one were marked interrupted").pipe(Effect.annotateLogs("count", swept)) : Effect.void
+      ),
+      Effect.catchAll(() => Effect.void),
+      Effect.repeat(Schedule.spaced(staleAfter)),
+      Effect.delay(staleAfter),
+      Effect.forkScoped
+    )
+
     const retryInBackground = (outcome: AnswerOutcome) =>
       messages.finish(outcome).pipe(
         Effect.tapError(() =>
@@ -79,14 +95,14 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
 
     /**
      * Stores an answer's end state. One attempt first, so that normally the answer is stored
-     * before clients hear it is done; then retries in the background. Never fails.
+     * before clients hear it is done; then retries in the background. Never fails; false only
+     * when the answer no longer exists (its project was deleted).
      */
     const store = (outcome: AnswerOutcome) =>
       messages.finish(outcome).pipe(
         // Called from an answer's exit handler, which is uninterruptible; forked fibers inherit
         // that, and shutdown must be able to interrupt the retries.
-        Effect.catchAll(() => FiberSet.run(pendingStores, Effect.interruptible(retryInBackground(outcome)))),
-        Effect.asVoid
+        Effect.catchAll(() => FiberSet.run(pendingStores, Effect.interruptible(retryInBackground(outcome))).pipe(Effect.as(true)))
       )
 
     return {

@@ -9,7 +9,7 @@ import {
 } from "../claude/Claude.js"
 import { AppConfig } from "../Config.js"
 import { claudeError, type ClaudeError } from "../domain/ClaudeError.js"
-import { type DatabaseUnavailable, InternalError } from "../domain/Errors.js"
+import { type DatabaseUnavailable, InternalError, ProjectNotFound } from "../domain/Errors.js"
 import type { ProjectId } from "../domain/Ids.js"
 import { answerOutcome, Messages } from "../messages/Messages.js"
 import { AnswerStore } from "./AnswerStore.js"
@@ -186,11 +186,14 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           errorCode: end.status === "error" ? Events.webSocketCode(end.error) : end.status === "complete" ? null : end.status.toUpperCase(),
           continuations: generation.continuations
         })
-        yield* store.store(outcome)
+        const stored = yield* store.store(outcome)
         rooms.end(
           projectId,
           generation,
-          end.status === "error"
+          // Nobody is told `complete` about an answer that was not stored: its project is gone.
+          !stored
+            ? Events.failure(new ProjectNotFound({ projectId }), generation.messageId)
+            : end.status === "error"
             ? Events.failure(end.error, generation.messageId)
             : Events.messageComplete({
               messageId: outcome.id,

@@ -1,10 +1,10 @@
 import { Duration, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
-import { ChatBusy, MessageTooLarge, ShuttingDown, ValidationError } from "../domain/Errors.js"
+import { ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { Messages, type StoredAnswer } from "../messages/Messages.js"
+import { isContinuable, Messages, type StoredAnswer } from "../messages/Messages.js"
 import { Answers } from "./Answers.js"
 import { AnswerStore, FINAL_WRITE_GRACE } from "./AnswerStore.js"
 import * as Events from "./Events.js"
@@ -12,15 +12,13 @@ import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
 import { Titles } from "./Titles.js"
 
+/** Close code for the sockets of a deleted project (the application range, like HTTP 404). */
+const PROJECT_GONE = 4404
+
 /** How long sockets get to flush their last events and close frame at shutdown. */
 const SOCKET_CLOSE_GRACE = Duration.seconds(2)
 
 const isBlank = (text: string) => text.trim().length === 0
-
-/** An answer that stopped before Claude finished it. */
-const isContinuable = (answer: StoredAnswer) =>
-  answer.status === "interrupted" || answer.status === "error" || answer.status === "cancelled" ||
-  (answer.status === "complete" && answer.stopReason === "max_tokens")
 
 /**
  * The chat: stores the user's message, runs Claude's answer (`Answers`) for every
@@ -41,10 +39,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
 
     /** Registers a connection for the project's events (catching up a running answer) until the scope closes. */
     const connect = (projectId: ProjectId, subscriber: Subscriber) =>
-      Effect.acquireRelease(
-        Effect.sync(() => rooms.join(projectId, subscriber)),
-        () => Effect.sync(() => rooms.leave(projectId, subscriber))
-      )
+      Effect.acquireRelease(Effect.sync(() => rooms.join(projectId, subscriber)), () => Effect.sync(() => rooms.leave(projectId, subscriber)))
 
     const validate = (frame: ChatMessageFrame) =>
       isBlank(frame.content)
@@ -169,6 +164,17 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           : Effect.void
       })
 
+    /**
+     * The project was deleted: its answer stops (the upstream request is aborted) and is
+     * never announced as complete; its connections are told PROJECT_NOT_FOUND and closed.
+     */
+    const projectDeleted = (projectId: ProjectId) =>
+      Effect.suspend(() => {
+        const generation = rooms.running(projectId)
+        rooms.closeRoom(projectId, Events.failure(new ProjectNotFound({ projectId })), PROJECT_GONE, "project deleted")
+        return generation === undefined ? Effect.void : generation.stop("cancelled")
+      })
+
     const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
 
     /**
@@ -188,6 +194,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         yield* pollUntil(Effect.sync(() => !rooms.hasSubscribers()), SOCKET_CLOSE_GRACE)
       })
 
-    return { connect, send, continueAnswer, cancel, drain } as const
+    return { connect, send, continueAnswer, cancel, projectDeleted, drain } as const
   })
 }) {}

@@ -113,6 +113,15 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
         for (const room of rooms.values()) if (room.subscribers.size > 0) return true
         return false
       },
+      /** Tells every connection of the project `lastEvent`, then closes them. */
+      closeRoom: (projectId: ProjectId, lastEvent: string, code: number, reason: string): void => {
+        const room = rooms.get(projectId)
+        if (room === undefined) return
+        for (const subscriber of room.subscribers) {
+          subscriber.send(lastEvent)
+          subscriber.close(code, reason)
+        }
+      },
       closeAll: (code: number, reason: string): void => {
         for (const room of rooms.values()) for (const subscriber of room.subscribers) subscriber.close(code, reason)
       }

@@ -1,6 +1,7 @@
 import Anthropic from "@anthropic-ai/sdk"
 import type { MessageStreamEvent } from "@anthropic-ai/sdk/resources/messages/messages"
 import { Duration, Effect, Layer, Redacted, Stream } from "effect"
+import type { EmitOpsPush } from "effect/StreamEmit"
 import { AppConfig } from "../Config.js"
 import { claudeError, ClaudeError } from "../domain/ClaudeError.js"
 import { Claude, type CompletionEvent, type CompletionRequest } from "./Claude.js"
@@ -83,66 +84,71 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
 
       const messagesOf = (request: CompletionRequest) => request.messages.map((m) => ({ role: m.role, content: m.content }))
 
+      /** Opens the request and pushes its events into `emit`; returns how to abort it. */
+      const open = (request: CompletionRequest, emit: EmitOpsPush<ClaudeError, CompletionEvent>) => {
+        const messageStream = client.messages.stream({
+          model: config.claudeModel,
+          max_tokens: config.claudeMaxTokens,
+          system: request.system,
+          messages: messagesOf(request)
+        })
+        const toEvent = completionEvents()
+        let ended = false
+        let finished = false
+        const end = (error?: ClaudeError) => {
+          if (ended) return
+          ended = true
+          clearTimeout(watchdog)
+          if (error === undefined) emit.end()
+          else emit.fail(error)
+        }
+        const watchdog = setTimeout(() => {
+          messageStream.abort()
+          end(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`))
+        }, Duration.toMillis(idleTimeout))
+        messageStream.on("streamEvent", (event) => {
+          if (ended) return
+          watchdog.refresh()
+          const completion = toEvent(event)
+          if (completion === undefined) return
+          if (completion._tag === "Finished") finished = true
+          if (!emit.single(completion)) {
+            messageStream.abort()
+            end(claudeError("AI_ERROR", `more than ${STREAM_BUFFER} deltas waiting: the process is stalled`))
+          }
+        })
+        // done() settles at the end of the stream, and rejects on a mid-stream `event: error`
+        // (even one right behind the last deltas) or a cut connection.
+        messageStream.done().then(
+          () => end(finished ? undefined : claudeError("AI_ERROR", "stream ended before message_stop", true)),
+          (error: unknown) => end(toClaudeError(error))
+        )
+        return {
+          abort: () => {
+            if (ended) return
+            ended = true
+            clearTimeout(watchdog)
+            messageStream.abort()
+          }
+        }
+      }
+
       /**
        * The SDK's events pushed into a bounded buffer: no Effect work per delta until the
-       * pipeline takes them, in chunks. Acquire opens the request, release aborts it
-       * unless it already ended; one watchdog timer per answer, re-armed by every event.
+       * pipeline takes them, in chunks. Acquire opens the request, release aborts it unless it
+       * already ended; one watchdog timer per answer, re-armed by every event. The span is
+       * made in the stream's scope: `Stream.withSpan` would provide it to every element and
+       * double the cost per delta.
        */
       const stream = (request: CompletionRequest) =>
         Stream.asyncPush<CompletionEvent, ClaudeError>(
           (emit) =>
-            Effect.acquireRelease(
-              Effect.sync(() => {
-                const messageStream = client.messages.stream({
-                  model: config.claudeModel,
-                  max_tokens: config.claudeMaxTokens,
-                  system: request.system,
-                  messages: messagesOf(request)
-                })
-                const toEvent = completionEvents()
-                let ended = false
-                let finished = false
-                const end = (error?: ClaudeError) => {
-                  if (ended) return
-                  ended = true
-                  clearTimeout(watchdog)
-                  if (error === undefined) emit.end()
-                  else emit.fail(error)
-                }
-                const watchdog = setTimeout(() => {
-                  messageStream.abort()
-                  end(claudeError("AI_TIMEOUT", `no event for ${Duration.format(idleTimeout)}`))
-                }, Duration.toMillis(idleTimeout))
-                messageStream.on("streamEvent", (event) => {
-                  if (ended) return
-                  watchdog.refresh()
-                  const completion = toEvent(event)
-                  if (completion === undefined) return
-                  if (completion._tag === "Finished") finished = true
-                  if (!emit.single(completion)) {
-                    messageStream.abort()
-                    end(claudeError("AI_ERROR", `more than ${STREAM_BUFFER} deltas waiting: the process is stalled`))
-                  }
-                })
-                // done() settles at the end of the stream, and rejects on a mid-stream `event: error`
-                // (even one right behind the last deltas) or a cut connection.
-                messageStream.done().then(
-                  () => end(finished ? undefined : claudeError("AI_ERROR", "stream ended before message_stop", true)),
-                  (error: unknown) => end(toClaudeError(error))
-                )
-                return {
-                  abort: () => {
-                    if (ended) return
-                    ended = true
-                    clearTimeout(watchdog)
-                    messageStream.abort()
-                  }
-                }
-              }),
-              (request) => Effect.sync(request.abort)
+            Effect.zipRight(
+              Effect.makeSpanScoped("Claude.stream", { attributes: { model: config.claudeModel } }),
+              Effect.acquireRelease(Effect.sync(() => open(request, emit)), (opened) => Effect.sync(opened.abort))
             ),
           { bufferSize: STREAM_BUFFER, strategy: "dropping" }
-        ).pipe(Stream.withSpan("Claude.stream", { attributes: { model: config.claudeModel } }))
+        )
 
       const title = Effect.fn("Claude.title", { attributes: { model: config.claudeTitleModel } })(
         function* (request: CompletionRequest) {

@@ -26,7 +26,9 @@ export class ProjectSummary extends Schema.Class<ProjectSummary>("ProjectSummary
 
 export class ProjectWithMessages extends Schema.Class<ProjectWithMessages>("ProjectWithMessages")({
   ...Project.fields,
-  messages: Schema.Array(Message)
+  messages: Schema.Array(Message),
+  /** Only with `messagesLimit` or `before`: pass it as `before` for the older messages; null when there are none. */
+  nextBefore: Schema.optional(Schema.NullOr(Schema.String))
 }) {}
 
 export class CreateProjectRequest extends Schema.Class<CreateProjectRequest>("CreateProjectRequest")({
@@ -38,5 +40,7 @@ export class RenameProjectRequest extends Schema.Class<RenameProjectRequest>("Re
 }) {}
 
 export class ProjectList extends Schema.Class<ProjectList>("ProjectList")({
-  projects: Schema.Array(ProjectSummary)
+  projects: Schema.Array(ProjectSummary),
+  /** Only with `limit` or `cursor`: pass it as `cursor` for the next page; null on the last page. */
+  nextCursor: Schema.optional(Schema.NullOr(Schema.String))
 }) {}

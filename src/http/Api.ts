@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import { Authorization } from "./Auth.js"
 import { HealthReport, UnhealthyBody } from "../health/HealthReport.js"
 import { ProjectId } from "../domain/Ids.js"
+import { MessagesCursor, PageLimit, ProjectsCursor } from "../projects/Paging.js"
 import {
   CreateProjectRequest,
   Project,
@@ -22,6 +23,26 @@ import {
 
 const ProjectPath = Schema.Struct({ id: ProjectId })
 
+/** Conditional GET: the `ETag` of an earlier answer; a match is 304 with no body. */
+const ConditionalHeaders = Schema.Struct({
+  "if-none-match": Schema.optional(Schema.String).annotations({
+    description: "ETag of an earlier answer: 304 Not Modified, no body, when nothing changed"
+  })
+})
+
+/** 304: the client's copy (`If-None-Match`) is current; no body. */
+const NotModified = HttpApiSchema.Empty(304).annotations({ description: "Not Modified: the copy with this ETag is current" })
+
+const ProjectsPage = Schema.Struct({
+  limit: Schema.optional(PageLimit),
+  cursor: Schema.optional(ProjectsCursor)
+})
+
+const MessagesPage = Schema.Struct({
+  messagesLimit: Schema.optional(PageLimit),
+  before: Schema.optional(MessagesCursor)
+})
+
 export class ProjectsGroup extends HttpApiGroup.make("projects")
   .add(
     HttpApiEndpoint.post("create", "/api/projects")
@@ -29,11 +50,20 @@ export class ProjectsGroup extends HttpApiGroup.make("projects")
       .setPayload(Schema.NullOr(CreateProjectRequest))
       .addSuccess(Project, { status: 201 })
   )
-  .add(HttpApiEndpoint.get("list", "/api/projects").addSuccess(ProjectList))
+  .add(
+    HttpApiEndpoint.get("list", "/api/projects")
+      .setUrlParams(ProjectsPage)
+      .setHeaders(ConditionalHeaders)
+      .addSuccess(ProjectList)
+      .addSuccess(NotModified)
+  )
   .add(
     HttpApiEndpoint.get("get", "/api/projects/:id")
       .setPath(ProjectPath)
+      .setUrlParams(MessagesPage)
+      .setHeaders(ConditionalHeaders)
       .addSuccess(ProjectWithMessages)
+      .addSuccess(NotModified)
       .addError(ProjectNotFoundBody)
   )
   .add(

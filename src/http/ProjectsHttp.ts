@@ -1,18 +1,38 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { TRUSTED } from "../domain/Trusted.js"
-import { ProjectList } from "../domain/Project.js"
+import { type JsonRead, pageRequest, parseIfNoneMatch } from "../projects/Paging.js"
 import { Projects } from "../projects/Projects.js"
+import { Chat } from "../chat/Chat.js"
 import { GoChatApi } from "./Api.js"
+
+/**
+ * The reads forward the JSON text PostgreSQL built, with its entity tag; `no-cache` makes
+ * browsers revalidate with `If-None-Match` instead of guessing a freshness lifetime.
+ */
+const readResponse = (read: JsonRead) => {
+  const headers = { etag: `"${read.etag}"`, "cache-control": "no-cache" }
+  return read.body === null
+    ? HttpServerResponse.empty({ status: 304, headers })
+    : HttpServerResponse.text(read.body, { contentType: "application/json", headers })
+}
 
 export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (handlers) =>
   Effect.gen(function* () {
     const projects = yield* Projects
+    const chat = yield* Chat
     return handlers
       .handle("create", ({ payload }) => projects.create(payload?.title))
-      .handle("list", () => Effect.map(projects.list, (list) => new ProjectList({ projects: list }, TRUSTED)))
-      .handle("get", ({ path }) => projects.getWithMessages(path.id))
+      .handle("list", ({ headers, urlParams }) =>
+        projects.listJson(pageRequest(urlParams.limit, urlParams.cursor), parseIfNoneMatch(headers["if-none-match"])).pipe(
+          Effect.map(readResponse)
+        ))
+      .handle("get", ({ headers, path, urlParams }) =>
+        projects.getJson(
+          path.id,
+          pageRequest(urlParams.messagesLimit, urlParams.before),
+          parseIfNoneMatch(headers["if-none-match"])
+        ).pipe(Effect.map(readResponse)))
       .handle("rename", ({ path, payload }) => projects.rename(path.id, payload.title))
-      .handle("remove", ({ path }) => projects.remove(path.id))
+      .handle("remove", ({ path }) => Effect.zipRight(projects.remove(path.id), chat.projectDeleted(path.id)))
   })
 )

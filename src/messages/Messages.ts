@@ -29,6 +29,11 @@ export const StoredAnswer = Schema.Struct({
 })
 export type StoredAnswer = typeof StoredAnswer.Type
 
+/** An answer that stopped before Claude finished it, so `continue` can go on with it. */
+export const isContinuable = (answer: StoredAnswer) =>
+  answer.status === "interrupted" || answer.status === "error" || answer.status === "cancelled" ||
+  (answer.status === "complete" && answer.stopReason === "max_tokens")
+
 const isUniqueViolation = (error: unknown) =>
   Predicate.isTagged(error, "SqlError") &&
   Predicate.hasProperty(error, "cause") &&
@@ -181,19 +186,36 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       ))
 
     /** The final text, status and code blocks of an answer. */
+    /**
+     * The final text, status and code blocks of an answer, and its project's `updatedAt`, in
+     * one statement (one round trip, atomic). False when the answer no longer exists (its
+     * project was deleted meanwhile).
+     */
     const finish = Effect.fn("Messages.finish")((outcome: AnswerOutcome) =>
-      // One statement (one round trip, atomic): the message and its project's updatedAt.
-      sql`WITH finished AS (
+      sql<{ stored: number }>`WITH finished AS (
                    UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
                      code_blocks = ${JSON.stringify(outcome.codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
                      error_code = ${outcome.errorCode}, continuations = ${outcome.continuations}, updated_at = NOW()
                    WHERE id = ${outcome.id}
                    RETURNING project_id
+                 ), touched AS (
+                   UPDATE projects SET updated_at = NOW() FROM finished WHERE projects.id = finished.project_id
                  )
-                 UPDATE projects SET updated_at = NOW() FROM finished WHERE projects.id = finished.project_id`.pipe(
+                 SELECT count(*)::int AS stored FROM finished`.pipe(
         orUnavailable,
-        Effect.asVoid
+        Effect.map((rows) => (rows[0]?.stored ?? 0) > 0)
       ))
+
+    /**
+     * Answers still `streaming` that no generation of this process owns and that have not
+     * been written for `olderThan`: left behind by a failure between storing and starting.
+     * They become `interrupted` (with their text) so that their project is free again.
+     */
+    const sweepStale = Effect.fn("Messages.sweepStale")((owned: ReadonlyArray<MessageId>, olderThan: Duration.Duration) =>
+      sql<{ id: string }>`UPDATE messages SET status = 'interrupted', error_code = 'INTERRUPTED', updated_at = NOW()
+          WHERE status = 'streaming' AND updated_at < NOW() - make_interval(secs => ${Duration.toSeconds(olderThan)})
+            AND id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(owned)}::json))
+          RETURNING id`.pipe(orUnavailable, Effect.map((rows) => rows.length)))
 
     /** The latest stored turns, oldest first; answers still streaming are not context yet. */
     const recent = Effect.fn("Messages.recent")((projectId: ProjectId, limit: number) =>
@@ -251,7 +273,8 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       answerTo,
       latestAnswer,
       reopen,
-      recoverAtStartup
+      recoverAtStartup,
+      sweepStale
     } as const
   })
 }) {}

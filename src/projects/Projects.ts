@@ -3,9 +3,18 @@ import { Effect, Option, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
-import { MESSAGE_ROW_COLUMNS, MessageRow } from "../domain/Message.js"
 import { TRUSTED } from "../domain/Trusted.js"
-import { DEFAULT_TITLE, Project, ProjectSummary, ProjectWithMessages } from "../domain/Project.js"
+import { DEFAULT_TITLE, Project } from "../domain/Project.js"
+import {
+  encodeMessagesCursor,
+  encodeProjectsCursor,
+  type JsonRead,
+  type MessagesCursor,
+  type PageRequest,
+  type ProjectsCursor,
+  type Validators
+} from "./Paging.js"
+import { listQuery, projectQuery } from "./ProjectsJson.js"
 
 /** Who chose a title: the default is replaced by a generated one, a user's never is. */
 export const TitleSource = Schema.Literal("default", "user", "generated")
@@ -43,24 +52,10 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
       execute: (request) => sql`INSERT INTO projects ${sql.insert(request)} RETURNING ${columns}`
     })
 
-    const findAll = SqlSchema.findAll({
-      Request: Schema.Void,
-      Result: ProjectRow,
-      execute: () => sql`SELECT ${columns} FROM projects ORDER BY updated_at DESC, id`
-    })
-
     const findById = SqlSchema.findOne({
       Request: ProjectId,
       Result: ProjectRow,
       execute: (id) => sql`SELECT ${columns} FROM projects WHERE id = ${id}`
-    })
-
-    const findMessages = SqlSchema.findAll({
-      Request: ProjectId,
-      Result: MessageRow,
-      execute: (id) =>
-        sql`SELECT ${sql.literal(MESSAGE_ROW_COLUMNS)}
-            FROM messages WHERE project_id = ${id} ORDER BY ordinal`
     })
 
     const updateTitle = SqlSchema.findOne({
@@ -93,62 +88,77 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
           onSome: Effect.succeed
         })
 
-    const create = (title: string | undefined) =>
+    const create = Effect.fn("Projects.create")((title: string | undefined) =>
       insert({ title: title ?? DEFAULT_TITLE, titleSource: title === undefined ? "default" : "user" }).pipe(
         orUnavailable,
-        Effect.map((row) => row.toProject()),
-        Effect.withSpan("Projects.create")
-      )
+        Effect.map((row) => row.toProject())
+      ))
 
-    const list = findAll(undefined).pipe(
-      orUnavailable,
-      Effect.map((rows) =>
-        rows.map((row) => new ProjectSummary({ ...row.toProject(), messageCount: row.messageCount }, TRUSTED))
-      ),
-      Effect.withSpan("Projects.list")
+    const ListRow = Schema.Struct({
+      etag: Schema.String,
+      items: Schema.NullOr(Schema.String),
+      nextUpdatedAt: Schema.NullOr(Schema.String),
+      nextId: Schema.NullOr(ProjectId)
+    })
+    const ProjectJsonRow = Schema.Struct({
+      etag: Schema.String,
+      head: Schema.NullOr(Schema.String),
+      nextBefore: Schema.NullOr(Schema.NumberFromString)
+    })
+
+    /** `nextCursor` / `nextBefore` only on a paginated read, so the PRD's bodies stay as they were. */
+    const nextField = (name: string, page: PageRequest<unknown>, cursor: string | null) =>
+      page.limit === null ? "" : `,"${name}":${cursor === null ? "null" : JSON.stringify(cursor)}`
+
+    /** `GET /api/projects` as JSON text built by PostgreSQL; no body when the client's tag matches. */
+    const listJson = Effect.fn("Projects.listJson")(function* (page: PageRequest<ProjectsCursor>, validators: Validators) {
+      const rows = yield* listQuery(sql, page, validators).pipe(
+        Effect.flatMap(Schema.decodeUnknown(Schema.Tuple(ListRow))),
+        orUnavailable
+      )
+      const [row] = rows
+      const next = row.nextUpdatedAt === null || row.nextId === null
+        ? null
+        : encodeProjectsCursor({ u: row.nextUpdatedAt, i: row.nextId })
+      const body = row.items === null ? null : `{"projects":${row.items}${nextField("nextCursor", page, next)}}`
+      return { etag: row.etag, body } satisfies JsonRead
+    })
+
+    /** `GET /api/projects/:id` as JSON text built by PostgreSQL; no body when the client's tag matches. */
+    const getJson = Effect.fn("Projects.getJson")(
+      function* (id: ProjectId, page: PageRequest<MessagesCursor>, validators: Validators) {
+        const rows = yield* projectQuery(sql, id, page, validators).pipe(
+          Effect.flatMap(Schema.decodeUnknown(Schema.Array(ProjectJsonRow))),
+          orUnavailable
+        )
+        const row = rows[0]
+        if (row === undefined) return yield* new ProjectNotFound({ projectId: id })
+        const next = row.nextBefore === null ? null : encodeMessagesCursor({ o: row.nextBefore })
+        const body = row.head === null ? null : `${row.head}${nextField("nextBefore", page, next)}}`
+        return { etag: row.etag, body } satisfies JsonRead
+      }
     )
 
-    const find = (id: ProjectId) =>
-      findById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id)), Effect.withSpan("Projects.find"))
+    const find = Effect.fn("Projects.find")((id: ProjectId) => findById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id))))
 
-    const getWithMessages = (id: ProjectId) =>
-      Effect.gen(function* () {
-        const project = yield* findById(id)
-        const messages = yield* findMessages(id)
-        return Option.map(
-          project,
-          (row) => new ProjectWithMessages({ ...row.toProject(), messages: messages.map((m) => m.toMessage()) }, TRUSTED)
-        )
-      }).pipe(
+    /** The user's rename: the title is the user's from now on, never replaced by a generated one. */
+    const rename = Effect.fn("Projects.rename")((id: ProjectId, title: string) =>
+      updateTitle({ id, title, titleSource: "user" }).pipe(
         orUnavailable,
         Effect.flatMap(orNotFound(id)),
-        Effect.withSpan("Projects.getWithMessages")
-      )
-
-    const rename = (id: ProjectId, title: string, titleSource: TitleSource = "user") =>
-      updateTitle({ id, title, titleSource }).pipe(
-        orUnavailable,
-        Effect.flatMap(orNotFound(id)),
-        Effect.map((row) => row.toProject()),
-        Effect.withSpan("Projects.rename")
-      )
+        Effect.map((row) => row.toProject())
+      ))
 
     /** Sets a generated title unless someone (the user, or a faster generation) set one already. */
-    const setGeneratedTitle = (id: ProjectId, title: string) =>
+    const setGeneratedTitle = Effect.fn("Projects.setGeneratedTitle")((id: ProjectId, title: string) =>
       updateDefaultTitle({ id, title }).pipe(
         orUnavailable,
-        Effect.map(Option.map((row) => row.toProject())),
-        Effect.withSpan("Projects.setGeneratedTitle")
-      )
+        Effect.map(Option.map((row) => row.toProject()))
+      ))
 
-    const remove = (id: ProjectId) =>
-      deleteById(id).pipe(
-        orUnavailable,
-        Effect.flatMap(orNotFound(id)),
-        Effect.asVoid,
-        Effect.withSpan("Projects.remove")
-      )
+    const remove = Effect.fn("Projects.remove")((id: ProjectId) =>
+      deleteById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id)), Effect.asVoid))
 
-    return { create, list, find, getWithMessages, rename, setGeneratedTitle, remove } as const
+    return { create, listJson, find, getJson, rename, setGeneratedTitle, remove } as const
   })
 }) {}
