@@ -20,11 +20,17 @@ export const rememberUpgradeHead = (request: IncomingMessage, head: Buffer): voi
   if (head.length > 0) upgradeHeads.set(request, head)
 }
 
+/** Sockets whose cut is already scheduled: one timer and one listener each, however often they are closed. */
+const cutsScheduled = new WeakSet<WebSocket>()
+
 /** Closes with `code`, and cuts the connection if the client does not finish the close handshake in time. */
 export const closeBounded = (ws: WebSocket, code: number, reason: string): void => {
   if (ws.readyState === WebSocket.CLOSED) return
-  const cut = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_LIMIT_MS).unref()
-  ws.once("close", () => clearTimeout(cut))
+  if (!cutsScheduled.has(ws)) {
+    cutsScheduled.add(ws)
+    const cut = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_LIMIT_MS).unref()
+    ws.once("close", () => clearTimeout(cut))
+  }
   if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
 }
 
