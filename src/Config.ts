@@ -36,6 +36,23 @@ export interface AppConfigShape {
   readonly checkpointInterval: Duration.Duration
   readonly otlpEndpoint: Option.Option<string>
   readonly otelServiceName: string
+  // ---- hardening (issue 10): limits on what one client can cost ----
+  /** None: no access token is required (the PRD's single-user MVP); warned about in production. */
+  readonly authToken: Option.Option<Redacted.Redacted<string>>
+  /** Answers running at once on this instance; a send above it gets AT_CAPACITY. */
+  readonly maxActiveAnswers: number
+  /** chat_message and continue frames one connection may send per minute; above it, RATE_LIMITED. */
+  readonly wsMessagesPerMinute: number
+  /** A socket whose unsent bytes pass this is terminated (its client stopped reading). */
+  readonly wsMaxBufferedBytes: number
+  /** Frames received but not yet handled, per socket; above it the socket is closed with 1008. */
+  readonly wsMaxQueuedFrames: number
+  /** Open TCP connections (HTTP and WebSocket) the server accepts at once. */
+  readonly maxConnections: number
+  /** Time a client has to send a request's headers. */
+  readonly httpHeadersTimeout: Duration.Duration
+  /** Time a client has to send a whole request (not counting an upgraded socket's life). */
+  readonly httpRequestTimeout: Duration.Duration
 }
 
 const positiveInt = (name: string, fallback: number) =>
@@ -155,7 +172,16 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
         : Either.right(url)
     )
   ),
-  otelServiceName: Config.nonEmptyString("OTEL_SERVICE_NAME").pipe(Config.withDefault("go-chat-backend"))
+  otelServiceName: Config.nonEmptyString("OTEL_SERVICE_NAME").pipe(Config.withDefault("go-chat-backend")),
+  // ---- hardening (issue 10) ----
+  authToken: nonEmptySecret("AUTH_TOKEN"),
+  maxActiveAnswers: positiveInt("MAX_ACTIVE_ANSWERS", 100),
+  wsMessagesPerMinute: positiveInt("WS_MESSAGES_PER_MINUTE", 30),
+  wsMaxBufferedBytes: positiveInt("WS_MAX_BUFFERED_BYTES", 8 * 1024 * 1024),
+  wsMaxQueuedFrames: positiveInt("WS_MAX_QUEUED_FRAMES", 64),
+  maxConnections: positiveInt("MAX_CONNECTIONS", 10_000),
+  httpHeadersTimeout: seconds("HTTP_HEADERS_TIMEOUT_SECONDS", 20),
+  httpRequestTimeout: seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 60)
 })
 
 /** Flattens a ConfigError tree into one line per bad variable, so operators see every problem at once. */

@@ -215,7 +215,8 @@ describe("fuzz", () => {
       Effect.gen(function* () {
         const fake = yield* FakeRouterScoped()
         fake.setChatDefault({ kind: "text", chunks: ["Sure", ", ", "done."] })
-        const app = yield* startClaudeApp(fake, { MAX_MESSAGE_CHARS: String(MAX_MESSAGE_CHARS), LOG_LEVEL: "error" })
+        // Thousands of frames in a few minutes: far more chat messages than the default rate limit allows.
+        const app = yield* startClaudeApp(fake, { MAX_MESSAGE_CHARS: String(MAX_MESSAGE_CHARS), LOG_LEVEL: "error", WS_MESSAGES_PER_MINUTE: "100000" })
         const project = yield* newProject(app, "Fuzz")
         const other = yield* newProject(app, "Other")
         const url = `${app.wsUrl}/ws/chat?projectId=${project.id}`

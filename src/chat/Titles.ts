@@ -11,6 +11,8 @@ const TITLE_PROMPT =
 const TITLE_TIMEOUT = Duration.seconds(15)
 const FALLBACK_WORDS = 6
 const FIRST_EXCHANGE_ROWS = 2
+/** A title needs the gist, not a 100,000-character message: the title model gets this much of it. */
+export const TITLE_INPUT_CHARS = 1000
 
 /** The first words of the message, when Claude cannot name the project. */
 export const fallbackTitle = (message: string): string => {
@@ -31,7 +33,7 @@ export class Titles extends Effect.Service<Titles>()("Titles", {
     const projects = yield* Projects
 
     const generate = (message: string) =>
-      claude.title({ system: TITLE_PROMPT, messages: [{ role: "user", content: message }] }).pipe(
+      claude.title({ system: TITLE_PROMPT, messages: [{ role: "user", content: message.slice(0, TITLE_INPUT_CHARS) }] }).pipe(
         Effect.timeout(TITLE_TIMEOUT),
         Effect.map(cleanTitle),
         Effect.filterOrFail((title) => title.length > 0),

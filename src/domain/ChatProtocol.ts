@@ -52,6 +52,8 @@ export const ServerErrorCode = Schema.Literal(
   "DB_ERROR",
   "SHUTTING_DOWN",
   "INTERNAL_ERROR",
+  "AT_CAPACITY",
+  "RATE_LIMITED",
   ...ClaudeErrorCode.literals
 )
 export type ServerErrorCode = typeof ServerErrorCode.Type

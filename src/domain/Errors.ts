@@ -124,3 +124,35 @@ export class ForbiddenOrigin extends Schema.TaggedError<ForbiddenOrigin>()("Forb
     return "origin not allowed"
   }
 }
+
+/** This instance already runs MAX_ACTIVE_ANSWERS answers; nothing was stored, retrying later can succeed. */
+export class AtCapacity extends Schema.TaggedError<AtCapacity>()("AtCapacity", {
+  limit: Schema.Number
+}) {
+  static readonly code = "AT_CAPACITY"
+  readonly code = AtCapacity.code
+  override get message() {
+    return "the service is answering as many messages as it can; send the message again in a moment"
+  }
+}
+
+/** The connection sent more chat messages than WS_MESSAGES_PER_MINUTE allows. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  limitPerMinute: Schema.Number
+}) {
+  static readonly code = "RATE_LIMITED"
+  readonly code = RateLimited.code
+  override get message() {
+    return `more than ${this.limitPerMinute} messages a minute on this connection; wait a moment`
+  }
+}
+
+/** AUTH_TOKEN is set and the request did not carry it. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}) {
+  static readonly code = "UNAUTHORIZED"
+  static readonly status = 401
+  readonly code = Unauthorized.code
+  override get message() {
+    return "missing or invalid access token"
+  }
+}

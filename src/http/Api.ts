@@ -1,5 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { Authorization } from "./Auth.js"
 import { HealthReport, UnhealthyBody } from "../health/HealthReport.js"
 import { ProjectId } from "../domain/Ids.js"
 import { MessagesCursor, PageLimit, ProjectsCursor } from "../projects/Paging.js"
@@ -78,6 +79,7 @@ export class ProjectsGroup extends HttpApiGroup.make("projects")
       .addSuccess(HttpApiSchema.NoContent)
       .addError(ProjectNotFoundBody)
   )
+  .middleware(Authorization)
   .annotate(OpenApi.Description, "Projects: one conversation with Claude each, with its message history")
 {}
 

@@ -7,6 +7,7 @@ import {
   PayloadTooLarge,
   ProjectNotFound,
   RouteNotFound,
+  Unauthorized,
   ValidationError
 } from "../domain/Errors.js"
 
@@ -39,3 +40,4 @@ export const PayloadTooLargeBody = errorBody(PayloadTooLarge, () => new PayloadT
 export const DatabaseUnavailableBody = errorBody(DatabaseUnavailable, () => new DatabaseUnavailable({}))
 export const InternalErrorBody = errorBody(InternalError, () => new InternalError())
 export const ForbiddenOriginBody = errorBody(ForbiddenOrigin, () => new ForbiddenOrigin({ origin: "" }))
+export const UnauthorizedBody = errorBody(Unauthorized, () => new Unauthorized())

@@ -3,8 +3,13 @@ import { Cause, Effect, Option } from "effect"
 import { InternalError, PayloadTooLarge, RouteNotFound, ValidationError } from "../domain/Errors.js"
 import { AppConfig } from "../Config.js"
 import { GoChatApi } from "./Api.js"
+import { boundedMessage } from "./JsonNesting.js"
 
 const describeDecodeError = (error: HttpApiError.HttpApiDecodeError): string =>
+  // Issues quote the refused value: cut short, a reply never echoes a large body back.
+  boundedMessage(describeIssues(error))
+
+const describeIssues = (error: HttpApiError.HttpApiDecodeError): string =>
   error.issues.length === 0
     ? error.message
     : error.issues

@@ -1,8 +1,9 @@
 import { HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Exit, Option } from "effect"
+import { Effect, Either, Exit, Option } from "effect"
 import { randomUUID } from "node:crypto"
-import { PayloadTooLarge } from "../domain/Errors.js"
+import { PayloadTooLarge, ValidationError } from "../domain/Errors.js"
 import type { Lifecycle } from "../Lifecycle.js"
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "./JsonNesting.js"
 
 const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -23,6 +24,27 @@ const tooLarge = (limitBytes: number) =>
     { error: new PayloadTooLarge({ limitBytes }).message, code: "PAYLOAD_TOO_LARGE" },
     { status: 413, headers: { connection: "close" } }
   )
+
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"])
+
+const tooDeep = HttpServerResponse.unsafeJson(
+  { error: new ValidationError({ message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }).message, code: "VALIDATION_ERROR" },
+  { status: 400 }
+)
+
+/**
+ * Refuses a JSON body nested deeper than MAX_JSON_DEPTH before anything parses or decodes
+ * it (schema decoding recurses once per level: a deep body would overflow the stack). The
+ * body is read once; the platform keeps it for the handler. A body that cannot be read is
+ * left to the handler, which reports it as usual.
+ */
+const refuseDeepJson = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (!BODY_METHODS.has(request.method) || !(request.headers["content-type"] ?? "").includes("json")) return yield* app
+    const body = yield* Effect.either(request.text)
+    return Either.isRight(body) && nestsDeeperThan(body.right) ? tooDeep : yield* app
+  })
 
 /**
  * The outermost middleware: request id (log annotation and response header), the body
@@ -48,7 +70,7 @@ export const requestMiddleware =
       )
       const handled = declaredLength(request) > maxBodyBytes
         ? Effect.succeed(echoRequestId(tooLarge(maxBodyBytes)))
-        : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBodyBytes))
+        : HttpIncomingMessage.withMaxBodySize(refuseDeepJson(app), Option.some(maxBodyBytes))
       // Upgraded sockets live for hours; the chat service drains those itself.
       const isUpgrade = request.headers["upgrade"] !== undefined
       const exit = yield* Effect.exit(isUpgrade ? handled : lifecycle.track(handled)).pipe(

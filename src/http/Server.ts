@@ -1,7 +1,9 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { createServer, IncomingMessage } from "node:http"
+import { AccessToken, AuthorizationLive, takeQueryToken } from "./Auth.js"
+import { rememberUpgradeHead, SocketServer } from "./SocketServer.js"
 import { AppConfig } from "../Config.js"
 import { Lifecycle } from "../Lifecycle.js"
 import { GoChatApi } from "./Api.js"
@@ -27,7 +29,10 @@ class BodyLimitedRequest extends IncomingMessage {
   }
 }
 
-const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(Layer.provide([ProjectsHttpLive, HealthHttpLive]))
+const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(
+  Layer.provide([ProjectsHttpLive, HealthHttpLive]),
+  Layer.provide(AuthorizationLive)
+)
 
 /**
  * Released before the HTTP server's own finalizer: mark the service draining, stop
@@ -39,6 +44,7 @@ const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
       const chat = yield* Chat
+      const sockets = yield* SocketServer
       const { shutdownGrace } = yield* AppConfig
       yield* Effect.addFinalizer(() =>
         Effect.gen(function* () {
@@ -50,6 +56,9 @@ const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
           })
           if (!requestsIdle) yield* Effect.logWarning("grace period over: closing remaining connections")
           server.closeAllConnections()
+          // Upgraded sockets are no longer the HTTP server's: a client that never finishes the
+          // close handshake is cut here, so that shutdown stays bounded whatever clients do.
+          yield* sockets.closeAll(1001, "going away")
         })
       )
     })
@@ -60,7 +69,20 @@ export const HttpServerLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
-    const server = createServer({ IncomingMessage: BodyLimitedRequest })
+    const server = createServer({
+      IncomingMessage: BodyLimitedRequest,
+      headersTimeout: Duration.toMillis(config.httpHeadersTimeout),
+      requestTimeout: Duration.toMillis(config.httpRequestTimeout)
+    })
+    server.maxConnections = config.maxConnections
+    // Before the platform routes an upgrade: keep the bytes read past its headers for `ws`,
+    // and take a `?token=` out of the URL so that no log line or trace can show it.
+    server.prependListener("upgrade", (request: IncomingMessage, _socket: unknown, head: Buffer) => {
+      rememberUpgradeHead(request, head)
+      takeQueryToken(request)
+    })
+    // REST takes no `?token=`, but one sent anyway must not reach a trace's URL either.
+    server.prependListener("request", takeQueryToken)
     const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
@@ -80,7 +102,8 @@ export const HttpServerLive = Layer.unwrapEffect(
     // Built last, released first: draining starts while the server still answers.
     return gracefulShutdown(server).pipe(
       Layer.provideMerge(serve),
-      Layer.provideMerge(NodeHttpServer.layer(() => server, { port: config.port, host: config.host }))
+      Layer.provideMerge(NodeHttpServer.layer(() => server, { port: config.port, host: config.host })),
+      Layer.provideMerge(Layer.merge(SocketServer.Default, AccessToken.Default))
     )
   })
 )
