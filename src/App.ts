@@ -14,6 +14,7 @@ import { Lifecycle } from "./Lifecycle.js"
 import { Messages } from "./messages/Messages.js"
 import { loggingFromConfig } from "./observability/Logging.js"
 import { TelemetryLive } from "./observability/Telemetry.js"
+import { KnownProjects } from "./projects/KnownProjects.js"
 import { Projects } from "./projects/Projects.js"
 
 /** Claude with an API key; otherwise (never in production, Config sees to that) the offline demo model. */
@@ -24,7 +25,9 @@ const ModelLive = Layer.unwrapEffect(
 )
 
 /** What the HTTP handlers and the chat read and write: the repositories, and the health probe. */
-export const StorageLive = Layer.mergeAll(Projects.Default, Messages.Default, Health.Default)
+export const StorageLive = KnownProjects.Default.pipe(
+  Layer.provideMerge(Layer.mergeAll(Projects.Default, Messages.Default, Health.Default))
+)
 
 /**
  * The chat and its parts, on whichever model is provided (tests provide a scripted one);

@@ -303,14 +303,15 @@ describe.concurrent("chat: bad frames", () => {
 })
 
 describe.concurrent("chat: a project deleted while connected", () => {
-  it.scopedLive("answers a chat_message with PROJECT_NOT_FOUND, stores nothing, and keeps the connection", () =>
+  it.scopedLive("tells the connection PROJECT_NOT_FOUND and closes it (4404); a new connection is refused with 404; nothing stored", () =>
     Effect.gen(function* () {
       const { fake, app, project, client } = yield* claudeChat({ title: "Short-lived" })
       expect((yield* request(`${app.url}/api/projects/${project.id}`, { method: "DELETE" })).status).toBe(204)
-      yield* client.chat("Anyone there?")
       const error = yield* client.waitFor("error")
       expect(error.code).toBe("PROJECT_NOT_FOUND")
-      yield* client.ping()
+      expect(yield* client.awaitClose()).toMatchObject({ code: 4404, reason: "project deleted" })
+      const again = yield* refused(app.wsUrl, project.id)
+      expect(again.status).toBe(404)
       expect(yield* countMessages(app)).toBe(0)
       expect(fake.requests).toHaveLength(0)
     }), TEST_TIMEOUT)

@@ -233,6 +233,25 @@ describe("Chat service", () => {
       expect((yield* rows(service, projectId)).map((row) => row.role)).toEqual(["user", "assistant"])
     }))
 
+  it.scopedLive("past MAX_ACTIVE_ANSWERS a send gets AT_CAPACITY and nothing is stored; a finished answer frees a place", () =>
+    Effect.gen(function* () {
+      const service = yield* startChatService({ MAX_ACTIVE_ANSWERS: "2" })
+      const [a, b, c] = [yield* service.newProject, yield* service.newProject, yield* service.newProject]
+      const listener = memorySubscriber()
+      for (const project of [a, b, c]) yield* service.chat.connect(project, listener.subscriber)
+      yield* service.chat.send(a, chatMessage("one"), listener.subscriber)
+      yield* service.chat.send(b, chatMessage("two"), listener.subscriber)
+      const [first] = [yield* service.claude.nextAnswer, yield* service.claude.nextAnswer]
+      const refused = yield* Effect.exit(service.chat.send(c, chatMessage("three"), listener.subscriber))
+      expect(refused).toMatchObject(Exit.fail(expect.objectContaining({ _tag: "AtCapacity", code: "AT_CAPACITY" })))
+      expect(yield* rows(service, c)).toEqual([])
+      first?.finish()
+      yield* listener.waitFor("message_complete")
+      yield* service.chat.send(c, chatMessage("three, again"), listener.subscriber)
+      const third = yield* service.claude.nextAnswer
+      expect(third.request.messages.at(-1)?.content).toBe("three, again")
+    }))
+
   it.scopedLive("drain lets an answer that ends within the grace period complete", () =>
     Effect.gen(function* () {
       const service = yield* startChatService()

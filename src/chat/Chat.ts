@@ -1,10 +1,10 @@
 import { Duration, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
-import { ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
+import { AtCapacity, ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { isContinuable, Messages, type StoredAnswer } from "../messages/Messages.js"
+import { continuable, Messages, type StoredAnswer } from "../messages/Messages.js"
 import { Answers } from "./Answers.js"
 import { AnswerStore, FINAL_WRITE_GRACE } from "./AnswerStore.js"
 import * as Events from "./Events.js"
@@ -87,6 +87,11 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         }
       })
 
+    /** MAX_ACTIVE_ANSWERS on this instance: past it a send is refused before anything is stored. */
+    const belowCapacity = Effect.suspend(() =>
+      rooms.activeCount() >= config.maxActiveAnswers ? Effect.fail(new AtCapacity({ limit: config.maxActiveAnswers })) : Effect.void
+    )
+
     /**
      * Handles a `chat_message`: refuses what cannot be answered now (typed errors for the
      * sender only), stores the user message, then starts the answer in the background.
@@ -103,6 +108,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         }
         // A retry of the send whose answer is about to start: that start reaches this connection too.
         if (clientMessageId !== null && rooms.isReservedFor(projectId, clientMessageId)) return
+        yield* belowCapacity
         if (!rooms.reserve(projectId, clientMessageId)) {
           // A retry of a message answered earlier is acknowledged even while another answer runs.
           const stored = clientMessageId === null ? Option.none() : yield* messages.findUserByClientId(projectId, clientMessageId)
@@ -134,19 +140,14 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           for (const json of running.catchUp()) reply.send(json)
           return
         }
+        yield* belowCapacity
         if (!rooms.reserve(projectId)) return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
-        const latest = yield* messages.latestAnswer(projectId).pipe(Effect.tapError(() => Effect.sync(() => rooms.unreserve(projectId))))
-        const problem = Option.isNone(latest) || latest.value.id !== frame.messageId
-          ? "only the project's latest answer can be continued"
-          : isContinuable(latest.value)
-          ? undefined
-          : "this answer is complete; only an answer that was interrupted, failed, cancelled or stopped at max_tokens can be continued"
-        if (problem !== undefined || Option.isNone(latest)) {
-          rooms.unreserve(projectId)
-          return yield* new ValidationError({ message: problem ?? "" })
-        }
+        const latest = yield* messages.latestAnswer(projectId).pipe(
+          Effect.flatMap((answer) => continuable(answer, frame.messageId)),
+          Effect.tapError(() => Effect.sync(() => rooms.unreserve(projectId)))
+        )
         yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
-        yield* resume(projectId, latest.value)
+        yield* resume(projectId, latest)
       })
 
     // Answers a crash or a deploy cut a moment ago go on now, before any client asks.
@@ -177,7 +178,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       })
 
     const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
-
     /**
      * Shutdown: lets running answers finish within `grace`, stops the rest as `interrupted`
      * (stored, and announced to clients), then closes every socket with 1001 "going away"

@@ -2,6 +2,7 @@ import type { CodeBlock } from "../domain/CodeBlock.js"
 import type { ServerErrorCode, ServerEvent } from "../domain/ChatProtocol.js"
 import type { ClaudeError } from "../domain/ClaudeError.js"
 import {
+  type AtCapacity,
   type ChatBusy,
   DatabaseUnavailable,
   type InternalError,
@@ -58,6 +59,7 @@ export const errorEvent = (code: ServerErrorCode, error: string, messageId?: Mes
 
 /** Every typed failure a chat client can be told about. */
 export type ChatFailure =
+  | AtCapacity
   | ValidationError
   | MessageTooLarge
   | InvalidMessage

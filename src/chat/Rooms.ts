@@ -111,6 +111,12 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
         for (const room of rooms.values()) if (room.generation !== undefined) running.push(room.generation)
         return running
       },
+      /** Answers streaming or about to start, in every project. */
+      activeCount: (): number => {
+        let count = 0
+        for (const room of rooms.values()) if (room.generation !== undefined || room.reserved) count++
+        return count
+      },
       /** No answer is streaming or about to start. */
       isIdle: (): boolean => {
         for (const room of rooms.values()) if (room.generation !== undefined || room.reserved) return false

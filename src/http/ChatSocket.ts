@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cache, Cause, Duration, Effect, Either, Exit, Option, Queue, Schedule, Schema } from "effect"
+import { Cause, Effect, Either, Exit, Option, Queue, Schema } from "effect"
 import { WebSocket } from "ws"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
@@ -8,7 +8,7 @@ import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame } from "../domain/ChatProtocol.js"
 import { ForbiddenOrigin, InternalError, RateLimited, ValidationError } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
-import { Projects } from "../projects/Projects.js"
+import { KnownProjects } from "../projects/KnownProjects.js"
 import { AccessToken, bearerTokenOf, queryTokenOf } from "./Auth.js"
 import { parseFrame } from "./FrameParser.js"
 import { makeOutbox } from "./Outbox.js"
@@ -18,13 +18,6 @@ import { SocketServer } from "./SocketServer.js"
 const CLOSE_POLICY = 1008
 /** The server failed; the client may reconnect. */
 const CLOSE_SERVER_ERROR = 1011
-
-/**
- * A project found once is taken as existing this long: a storm of handshakes to a few
- * projects costs one query each, not one per socket. (A project deleted meanwhile is
- * still refused by the chat itself.)
- */
-const KNOWN_PROJECT_TTL = Duration.seconds(5)
 
 /** Origins allowed by CORS_ORIGINS; a browser's cross-site socket is refused like its fetch would be. */
 const checkOrigin = (allowed: ReadonlyArray<string>, origin: string | undefined) =>
@@ -62,21 +55,11 @@ const closed = (ws: WebSocket) =>
 export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function* () {
     const chat = yield* Chat
-    const projects = yield* Projects
     const config = yield* AppConfig
     const sockets = yield* SocketServer
     const accessToken = yield* AccessToken
     const maxQueuedBytes = 2 * sockets.maxPayload
-    const knownProjects = yield* Cache.makeWith({
-      capacity: 10_000,
-      // A pool that is slow to hand out connections (a storm right after a restart) is not
-      // an outage: one failed lookup would refuse every handshake waiting on it.
-      lookup: (projectId: ProjectId) =>
-        projects.find(projectId).pipe(
-          Effect.retry({ times: 3, schedule: Schedule.exponential("100 millis"), while: (error) => error._tag === "DatabaseUnavailable" })
-        ),
-      timeToLive: Exit.match({ onFailure: () => Duration.zero, onSuccess: () => KNOWN_PROJECT_TTL })
-    })
+    const knownProjects = yield* KnownProjects
 
     const serve = (projectId: ProjectId, ws: WebSocket) =>
       Effect.gen(function* () {
@@ -198,7 +181,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
           Effect.mapError(() => new ValidationError({ message: "projectId must be a UUID" }))
         )
         yield* checkOrigin(config.corsOrigins, request.headers["origin"])
-        yield* knownProjects.get(projectId)
+        yield* knownProjects.find(projectId)
         yield* Effect.scoped(Effect.flatMap(sockets.upgrade(request), (ws) => serve(projectId, ws)))
         return HttpServerResponse.empty()
       })

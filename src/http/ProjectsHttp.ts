@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { type JsonRead, pageRequest, parseIfNoneMatch } from "../projects/Paging.js"
 import { Projects } from "../projects/Projects.js"
 import { Chat } from "../chat/Chat.js"
+import { KnownProjects } from "../projects/KnownProjects.js"
 import { GoChatApi } from "./Api.js"
 
 /**
@@ -20,6 +21,7 @@ export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (han
   Effect.gen(function* () {
     const projects = yield* Projects
     const chat = yield* Chat
+    const knownProjects = yield* KnownProjects
     return handlers
       .handle("create", ({ payload }) => projects.create(payload?.title))
       .handle("list", ({ headers, urlParams }) =>
@@ -33,6 +35,7 @@ export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (han
           parseIfNoneMatch(headers["if-none-match"])
         ).pipe(Effect.map(readResponse)))
       .handle("rename", ({ path, payload }) => projects.rename(path.id, payload.title))
-      .handle("remove", ({ path }) => Effect.zipRight(projects.remove(path.id), chat.projectDeleted(path.id)))
+      .handle("remove", ({ path }) =>
+        projects.remove(path.id).pipe(Effect.zipRight(knownProjects.forget(path.id)), Effect.zipRight(chat.projectDeleted(path.id))))
   })
 )

@@ -2,7 +2,7 @@ import { SqlClient, SqlSchema } from "@effect/sql"
 import { Duration, Effect, Option, Predicate, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
-import { ChatBusy, ProjectNotFound } from "../domain/Errors.js"
+import { ChatBusy, ProjectNotFound, ValidationError } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
 import { MESSAGE_ROW_COLUMNS, MessageRow, MessageStatus, Role } from "../domain/Message.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
@@ -30,9 +30,19 @@ export const StoredAnswer = Schema.Struct({
 export type StoredAnswer = typeof StoredAnswer.Type
 
 /** An answer that stopped before Claude finished it, so `continue` can go on with it. */
-export const isContinuable = (answer: StoredAnswer) =>
+const isContinuable = (answer: StoredAnswer) =>
   answer.status === "interrupted" || answer.status === "error" || answer.status === "cancelled" ||
   (answer.status === "complete" && answer.stopReason === "max_tokens")
+
+/** The project's latest answer when it is `messageId` and can be continued; a validation error otherwise. */
+export const continuable = (latest: Option.Option<StoredAnswer>, messageId: MessageId) =>
+  Option.isNone(latest) || latest.value.id !== messageId
+    ? Effect.fail(new ValidationError({ message: "only the project's latest answer can be continued" }))
+    : isContinuable(latest.value)
+    ? Effect.succeed(latest.value)
+    : Effect.fail(new ValidationError({
+      message: "this answer is complete; only an answer that was interrupted, failed, cancelled or stopped at max_tokens can be continued"
+    }))
 
 const isUniqueViolation = (error: unknown) =>
   Predicate.isTagged(error, "SqlError") &&
