@@ -14,7 +14,7 @@ import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
 import { PlaygroundRoute } from "./Playground.js"
 import { ProjectsHttpLive } from "./ProjectsHttp.js"
-import { requestMiddleware } from "./RequestLog.js"
+import { requestMiddleware } from "./RequestMiddleware.js"
 
 /**
  * Past MAX_BODY_BYTES the platform's body reader destroys the request stream, which makes

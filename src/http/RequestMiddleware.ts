@@ -21,15 +21,15 @@ const declaredLength = (request: HttpServerRequest.HttpServerRequest): number =>
 // The unread rest of the body would be taken for the next request: close after answering.
 const tooLarge = (limitBytes: number) =>
   HttpServerResponse.unsafeJson(
-    { error: new PayloadTooLarge({ limitBytes }).message, code: "PAYLOAD_TOO_LARGE" },
-    { status: 413, headers: { connection: "close" } }
+    { error: new PayloadTooLarge({ limitBytes }).message, code: PayloadTooLarge.code },
+    { status: PayloadTooLarge.status, headers: { connection: "close" } }
   )
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"])
 
 const tooDeep = HttpServerResponse.unsafeJson(
-  { error: new ValidationError({ message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }).message, code: "VALIDATION_ERROR" },
-  { status: 400 }
+  { error: new ValidationError({ message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }).message, code: ValidationError.code },
+  { status: ValidationError.status }
 )
 
 /**
