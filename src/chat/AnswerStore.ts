@@ -6,8 +6,8 @@ import { type AnswerOutcome, Messages } from "../messages/Messages.js"
 import type { Generation } from "./Generation.js"
 import { Rooms } from "./Rooms.js"
 
-/** How long answers stopped at shutdown get to store themselves once the service stops. */
-export const FINAL_WRITE_GRACE = Duration.seconds(5)
+/** At shutdown, how long stores still retrying (the database away) get before they are given up, logged. */
+const FINAL_WRITE_GRACE = Duration.seconds(5)
 
 /** A streaming row no generation owns, unwritten for this many checkpoint intervals (30 s by default), is stale. */
 const STALE_AFTER_INTERVALS = 30

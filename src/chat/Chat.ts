@@ -6,7 +6,7 @@ import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
 import { continuable, Messages, type StoredAnswer } from "../messages/Messages.js"
 import { Answers } from "./Answers.js"
-import { AnswerStore, FINAL_WRITE_GRACE } from "./AnswerStore.js"
+import { AnswerStore } from "./AnswerStore.js"
 import * as Events from "./Events.js"
 import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
@@ -14,7 +14,8 @@ import { Titles } from "./Titles.js"
 
 /** Close code for the sockets of a deleted project (the application range, like HTTP 404). */
 const PROJECT_GONE = 4404
-/** How long sockets get to flush their last events and close frame at shutdown. */
+/** At shutdown, answers stopped get this long to store themselves, then sockets to close: grace + 4 s in all. */
+const STOP_GRACE = Duration.seconds(2)
 const SOCKET_CLOSE_GRACE = Duration.seconds(2)
 
 /**
@@ -189,7 +190,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           const running = rooms.generations()
           yield* Effect.logWarning("grace period over: interrupting running answers").pipe(Effect.annotateLogs("count", running.length))
           yield* Effect.forEach(running, (generation) => generation.stop("interrupted"), { discard: true })
-          yield* awaitIdle(FINAL_WRITE_GRACE)
+          yield* awaitIdle(STOP_GRACE)
         }
         rooms.closeAll(1001, "going away")
         yield* pollUntil(Effect.sync(() => !rooms.hasSubscribers()), SOCKET_CLOSE_GRACE)
