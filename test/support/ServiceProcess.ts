@@ -144,11 +144,23 @@ const stop = async (service: ServiceProcess, how: "kill" | "terminate"): Promise
   await service.exited
 }
 
-/** Starts the service without waiting for it; it is stopped (if still running) when the scope closes. */
+/**
+ * The process's output through `console`, so that it belongs to the running test: with
+ * Vitest's `silent: "passed-only"` it is printed only when that test fails.
+ */
+const logOutput = (service: ServiceProcess): void => {
+  const exit = service.hasExited() ? "" : " (still running)"
+  console.log(`--- service process on port ${service.port}${exit}: stdout and stderr ---\n${service.output()}--- end of service output ---`)
+}
+
+/**
+ * Starts the service without waiting for it; it is stopped (if still running) when the scope
+ * closes, and its output is logged then (shown only if the test failed).
+ */
 export const spawnService = (env: Record<string, string>, options: SpawnOptions = {}) =>
   Effect.acquireRelease(
     Effect.promise(() => launch(env, options.entry ?? "source")),
-    (service) => Effect.promise(() => stop(service, options.stop ?? "kill"))
+    (service) => Effect.promise(() => stop(service, options.stop ?? "kill")).pipe(Effect.ensuring(Effect.sync(() => logOutput(service))))
   )
 
 /**
