@@ -9,6 +9,8 @@ export default defineConfig({
     // are printed only for a test that failed: a green run is quiet, a red one shows why.
     setupFiles: ["test/support/ConsoleLogs.ts"],
     silent: "passed-only",
+    // After the summary: every skipped test, whose name says why it was skipped.
+    reporters: ["default", "./test/support/SkippedReporter.ts"],
     // Child processes rather than worker threads: tests start real servers and child processes.
     pool: "forks",
     testTimeout: 30_000,
