@@ -484,7 +484,8 @@ describe.concurrent("chat: retried sends", () => {
     }), TEST_TIMEOUT)
 })
 
-describe.concurrent("chat: heartbeat", () => {
+// Not concurrent: the heartbeat runs on real time, so this test runs alone in its block.
+describe("chat: heartbeat", () => {
   it.scopedLive("closes a connection that does not answer protocol pings; keeps one that does", () =>
     Effect.gen(function* () {
       // Real time is the point here: a pong timeout several pings long, so a busy machine

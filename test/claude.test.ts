@@ -89,7 +89,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
         stream: true
       })
       const headers = fake.requests[0]?.headers ?? {}
-      expect(headers["anthropic-version"]).toBeTruthy()
+      expect(headers["anthropic-version"]).toBe("2026-10-21")
       expect(`${headers["x-api-key"] ?? ""} ${headers["authorization"] ?? ""}`).toContain(KEY)
     }), TEST_TIMEOUT)
 
@@ -135,7 +135,8 @@ describe.concurrent("ClaudeLive: streaming", () => {
     }), TEST_TIMEOUT)
 })
 
-describe.concurrent("ClaudeLive: retries and failures", () => {
+// Not concurrent: the watchdog cases run on real time (gaps against CLAUDE_IDLE_TIMEOUT_SECONDS).
+describe("ClaudeLive: retries and failures", () => {
   it.scopedLive("retries a 529 with retry-after before the stream starts, then succeeds (2 requests)", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
@@ -227,7 +228,8 @@ describe.concurrent("ClaudeLive: retries and failures", () => {
   it.scopedLive("the watchdog fails a stalled stream with AI_TIMEOUT and aborts the upstream request", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
-      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      // 2 s: "thinking" is sent at once, so it surely arrives before the watchdog fires.
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "2" })
       fake.enqueue({ kind: "stall", chunks: ["thinking"] })
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(texts(seen)).toEqual(["thinking"])
@@ -239,11 +241,12 @@ describe.concurrent("ClaudeLive: retries and failures", () => {
   it.scopedLive("the watchdog measures the gap between events, not the whole answer", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
-      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
-      fake.enqueue({ kind: "text", chunks: ["a", "b", "c", "d", "e"], chunkDelayMs: 400 })
+      // Gaps of 250 ms, eight times shorter than the 2 s watchdog; the whole answer (3 s) is longer.
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "2" })
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 12 }, (_, i) => `${i} `), chunkDelayMs: 250, pingEvery: 100 })
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(error).toBeUndefined()
-      expect(texts(seen)).toEqual(["a", "b", "c", "d", "e"])
+      expect(texts(seen)).toEqual(Array.from({ length: 12 }, (_, i) => `${i} `))
     }), TEST_TIMEOUT)
 })
 

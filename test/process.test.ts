@@ -240,18 +240,4 @@ describe("the service process", () => {
       // The server's own output went to debug logs, not raw onto stdout.
       logLinesOf(service)
     }), 120_000)
-
-  it.scopedLive("with NODE_ENV=production and neither DATABASE_URL nor CLAUDE_API_KEY, exits non-zero with one line naming both", () =>
-    Effect.gen(function* () {
-      const service = yield* spawnService({ NODE_ENV: "production" })
-      const exit = yield* awaitExit(service)
-      expect(exit.code).not.toBe(0)
-      expect(exit.code).not.toBeNull()
-      const lines = logLinesOf(service)
-      expect(lines).toHaveLength(1)
-      expect(lines[0]).toMatchObject({ level: "error" })
-      expect(lines[0]?.message).toContain("DATABASE_URL")
-      expect(lines[0]?.message).toContain("CLAUDE_API_KEY")
-      expect(service.stderr()).toBe("")
-    }))
 })
