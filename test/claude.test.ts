@@ -11,7 +11,7 @@ import fc from "fast-check"
 import { Claude, ClaudeError, type CompletionEvent, type CompletionRequest, SYSTEM_PROMPT } from "../src/claude/Claude.js"
 import { ClaudeLive, toClaudeError } from "../src/claude/ClaudeLive.js"
 import { AppConfig } from "../src/Config.js"
-import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped } from "./support/FakeAnthropic.js"
+import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped, gate } from "./support/FakeAnthropic.js"
 import { LIVENESS_TIMEOUT_MS } from "./support/Http.js"
 
 const KEY = "sk-ant-test-key"
@@ -107,7 +107,8 @@ describe.concurrent("ClaudeLive: streaming", () => {
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
       const claude = yield* claudeFor(fake)
-      fake.enqueue({ kind: "text", chunks: Array.from({ length: 200 }, (_, i) => `chunk${i} `), chunkDelayMs: 100 })
+      // Held after the first chunk and never released: only the client can end it.
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 200 }, (_, i) => `chunk${i} `), pauseAfter: 1, resume: gate().promise })
       const firstDelta = yield* Deferred.make<void>()
       const fiber = yield* claude.stream(REQUEST).pipe(
         Stream.tap(() => Deferred.succeed(firstDelta, undefined)),
@@ -117,7 +118,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
       yield* Deferred.await(firstDelta)
       expect(fake.openStreams).toBe(1)
       yield* Fiber.interrupt(fiber)
-      // "At once": the fake sees the client leave long before the ~20 s answer would end.
+      // The fake sees the client leave (the answer itself would never end).
       yield* fakeIdle(fake)
       expect(fake.abortedStreams).toBe(1)
       expect(fake.openStreams).toBe(0)
@@ -127,7 +128,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
       const claude = yield* claudeFor(fake)
-      fake.enqueue({ kind: "text", chunks: Array.from({ length: 100 }, () => "x"), chunkDelayMs: 50 })
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 100 }, () => "x"), pauseAfter: 2, resume: gate().promise })
       const firstTwo = yield* claude.stream(REQUEST).pipe(Stream.take(2), Stream.runCollect)
       expect(texts(Chunk.toReadonlyArray(firstTwo))).toEqual(["x", "x"])
       yield* fakeIdle(fake)

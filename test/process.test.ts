@@ -189,8 +189,8 @@ describe("the service process", () => {
       yield* awaitHealthy(service)
       expect((yield* call(service, "/api/projects", jsonBody("POST", "{\"title\":\"Survives shutdown\"}"))).status).toBe(201)
 
-      // From now on every answer from PostgreSQL takes 1.5 s: listing projects is slow.
-      proxy.setDelay(1500)
+      // From now on PostgreSQL's answers are held until the test releases them: listing projects takes as long as it must.
+      proxy.holdReplies()
       const sentBefore = proxy.bytesFromClients()
       const slow = fetch(`${service.url}/api/projects`, { signal: AbortSignal.timeout(LIVENESS_TIMEOUT_MS) }).then(
         async (response) => ({ status: response.status, body: JSON.parse(await response.text()) as unknown })
@@ -206,7 +206,9 @@ describe("the service process", () => {
       // New connections are refused while the in-flight request is still being served.
       yield* Effect.promise(async () => {
         while (!(await connectionRefused(service.port))) await new Promise((resolve) => setTimeout(resolve, 20))
-      }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("new connections were still accepted") }), Effect.orDie)
+      }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("new connections were still accepted") }), Effect.orDie)
+      expect(service.hasExited(), "the process waits for the request in flight").toBe(false)
+      proxy.releaseReplies()
 
       const answer = yield* Effect.promise(() => slow)
       expect(answer.status).toBe(200)
