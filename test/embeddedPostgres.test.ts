@@ -20,8 +20,28 @@ const projectRoot = fileURLToPath(new URL("..", import.meta.url))
 const dataRoot = Path.join(projectRoot, ".data", `embedded-test-${randomUUID().slice(0, 8)}`)
 const DATABASE = "embedded_test"
 
-/** Pids of live postmasters started with `-D <dataDir>` (or any folder under it), from /proc. */
-const postmastersUnder = (dir: string): Array<number> =>
+/** The parent pid from /proc/<pid>/stat (the field after the state, behind the parenthesised name). */
+const parentPid = (pid: number): number | undefined => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return undefined // Exited while we were looking.
+  }
+}
+
+/**
+ * Pids of live postmasters started with `-D <dataDir>` (or any folder under it), from /proc.
+ * A backend the postmaster has just forked still shows the postmaster's command line until it
+ * sets its own title (a moment that lasts longer on a busy machine): processes whose parent
+ * is one of the matches are such children, not postmasters.
+ */
+const postmastersUnder = (dir: string): Array<number> => {
+  const matches = commandLinesUnder(dir)
+  return matches.filter((pid) => !matches.includes(parentPid(pid) ?? -1))
+}
+
+const commandLinesUnder = (dir: string): Array<number> =>
   Fs.readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => {
