@@ -13,7 +13,8 @@ export default defineConfig({
     reporters: ["default", "./test/support/SkippedReporter.ts"],
     // Child processes rather than worker threads: tests start real servers and child processes.
     pool: "forks",
-    testTimeout: 30_000,
+    // Liveness bounds, not timing assertions: generous, so a loaded machine is slow, not red.
+    testTimeout: 60_000,
     hookTimeout: 60_000
   }
 })

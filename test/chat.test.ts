@@ -31,7 +31,7 @@ import { request, sendJson } from "./support/Http.js"
 import type { TestApp } from "./support/TestApp.js"
 import { decodeExact, WireError } from "./support/Wire.js"
 
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 /** Chunks of a Claude-like answer with a python block; one carries an emoji (2 UTF-16 units). */
 const INVENTORY_CHUNKS = [

@@ -12,7 +12,7 @@ import { type ClaudeChat, claudeChat, fakeIdle, getProject, storedMessages, TEST
 import type { FakeReply } from "./support/FakeAnthropic.js"
 import type { RecordedBody } from "./support/FakeRouter.js"
 
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 /** What the API "said": must never reach a client. */
 const RAW_API_TEXT = `upstream detail for key ${TEST_API_KEY} request req_secret_42`

@@ -15,7 +15,7 @@ import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped, gate } from ".
 import { LIVENESS_TIMEOUT_MS } from "./support/Http.js"
 
 const KEY = "sk-ant-test-key"
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 const REQUEST: CompletionRequest = {
   system: SYSTEM_PROMPT,

@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import { connect } from "./support/ChatClient.js"
 import { getProject, newProject, startDemoApp } from "./support/ChatApp.js"
 
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 describe("chat: the offline demo model", () => {
   it.scopedLive("streams an inventory tracker in several chunks with a python block, then builds on it", () =>

@@ -95,5 +95,5 @@ describe.each(outageCases)("when $description", ({ mode }) => {
       expect(decodeExact(WireProjectList, list.json).projects.map((p) => p.title)).toEqual(["Before the outage"])
       const created = yield* sendJson("POST", `${app.url}/api/projects`, { title: "After the outage" })
       expect(created.status).toBe(201)
-    }))
+    }), 90_000)
 })

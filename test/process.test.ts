@@ -144,7 +144,7 @@ describe("the service process", () => {
       const everything = service.stdout() + service.stderr()
       expect(everything).not.toContain(API_KEY)
       expect(everything).not.toContain(database.password)
-    }))
+    }), 90_000)
 
   it.scopedLive("never prints a secret when startup fails either", () =>
     Effect.gen(function* () {
@@ -167,7 +167,7 @@ describe("the service process", () => {
         expect(everything).not.toContain(API_KEY)
         expect(everything).not.toContain(INVENTED_PASSWORD)
       }
-    }))
+    }), 90_000)
 
   it.scopedLive("respects LOG_LEVEL: at error, a healthy run prints no info lines", () =>
     Effect.gen(function* () {
@@ -179,7 +179,7 @@ describe("the service process", () => {
       service.signal("SIGTERM")
       expect(yield* awaitExit(service)).toEqual({ code: 0, signal: null })
       for (const line of logLinesOf(service)) expect(["error", "fatal"]).toContain(line.level)
-    }))
+    }), 90_000)
 
   it.scopedLive("on SIGTERM, refuses new connections, finishes the in-flight request, and exits 0", () =>
     Effect.gen(function* () {

@@ -104,7 +104,7 @@ describe("disconnect", () => {
         ["user", "complete", "Build me a tracker"],
         ["assistant", "complete", chunks.join("")]
       ])
-    }), 30_000)
+    }), 60_000)
 
   it.scopedLive("every connection closing cleanly (close frame) does not stop the answer either", () =>
     Effect.gen(function* () {
@@ -124,7 +124,7 @@ describe("disconnect", () => {
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row).toMatchObject({ status: "complete", content: chunks.join("") })
       expect(fake.fake.abortedStreams).toBe(0)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("rejoin", () => {
@@ -277,7 +277,7 @@ describe("idempotent send (clientMessageId)", () => {
         expect(stepper.requests.filter((r) => r["stream"] === true), "one Claude request").toHaveLength(1)
         for (const client of [a, b, c]) expect(client.events.filter((e) => e.type === "error")).toStrictEqual([])
       }),
-    30_000
+    60_000
   )
 
   it.scopedLive("a retry of an answered message is acknowledged (not BUSY) while another answer of the project streams", () =>
@@ -313,7 +313,7 @@ describe("idempotent send (clientMessageId)", () => {
         resumed: true
       })
       expect(yield* countMessages(app, project.id)).toBe(4)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("cancel", () => {
@@ -376,7 +376,7 @@ describe("cancel", () => {
         expect(second?.messages[1]?.content).toBe("one two three ")
         expect(yield* countMessages(app, project.id)).toBe(4)
       }),
-    30_000
+    60_000
   )
 
   it.scopedLive("cancel by messageId from the sender, then a cancel with a malformed id is a validation error on a usable connection", () =>
@@ -411,7 +411,7 @@ describe("cancel", () => {
       const next = yield* a.ask("Something short")
       expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "ok" })
       expect(streamedBodies(fake)[1]?.messages[1]).toStrictEqual({ role: "assistant", content: seen })
-    }), 30_000)
+    }), 60_000)
 
   it.scopedLive("cancel while the SDK waits to retry a 529: the answer ends cancelled and no request is sent after the cancel", () =>
     Effect.gen(function* () {
@@ -431,7 +431,7 @@ describe("cancel", () => {
       expect(streamedBodies(fake), "no retry after the cancel").toHaveLength(1)
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row.status).toBe("cancelled")
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("Claude failures", () => {
@@ -459,7 +459,7 @@ describe("Claude failures", () => {
       // The empty answer is left out; the two user turns are merged into one.
       expect(rolesOf(body)).toStrictEqual(["user"])
       expect(body?.messages[0]?.content).toBe("hello\n\nhello again")
-    }), 30_000)
+    }), 60_000)
 
   it.scopedLive("an SDK error whose text carries the API key: the client gets AI_AUTH_ERROR and never the key", () =>
     Effect.gen(function* () {
@@ -483,7 +483,7 @@ describe("Claude failures", () => {
       // Nor is it stored anywhere a client could read it.
       const project2 = yield* get(`${app.url}/api/projects/${project.id}`)
       expect(project2.text).not.toContain(TEST_API_KEY)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("checkpoints", () => {
@@ -561,7 +561,7 @@ describe("checkpoints", () => {
           statUpdatesDelta: updatesAfter - updatesBefore
         })
       }),
-    30_000
+    60_000
   )
 })
 
