@@ -224,6 +224,29 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
     }), TEST_TIMEOUT)
 })
 
+describe.concurrent("chat: answers shaped as the real API may send them", () => {
+  it.scopedLive("a second content block, pings between chunks, cache usage and a non-end_turn stop reason: one answer, stored whole", () =>
+    Effect.gen(function* () {
+      const { fake, app, project, client } = yield* claudeChat({ title: "Shapes" })
+      const chunks = Array.from({ length: 12 }, (_, i) => `part${i} `)
+      fake.enqueueChat({
+        kind: "text",
+        chunks,
+        pingEvery: 2,
+        secondBlock: ["and ", "more."],
+        stopReason: "refusal",
+        cacheCreationInputTokens: 1000,
+        cacheReadInputTokens: 500
+      })
+      const answer = yield* client.ask("Tell me everything")
+      const text = chunks.join("") + "and more."
+      expect(answer.chunks.map((c) => c.content).join("")).toBe(text)
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text, stopReason: "refusal" })
+      const row = (yield* storedMessages(app, project.id)).find((r) => r.id === answer.start.messageId)
+      expect(row).toMatchObject({ status: "complete", content: text, stopReason: "refusal" })
+    }), TEST_TIMEOUT)
+})
+
 describe.concurrent("chat: the handshake", () => {
   it.scopedLive("refuses an invalid or missing projectId with 400 VALIDATION_ERROR and an unknown project with 404", () =>
     Effect.gen(function* () {

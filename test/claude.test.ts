@@ -103,6 +103,37 @@ describe.concurrent("ClaudeLive: streaming", () => {
       expect(seen.filter((e) => e._tag === "Finished")).toHaveLength(1)
     }), TEST_TIMEOUT)
 
+  it.scopedLive("streams the text of a second content block too, and reports cache usage without counting it as input", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({
+        kind: "text",
+        chunks: ["First block. "],
+        secondBlock: ["Second ", "block."],
+        inputTokens: 11,
+        outputTokens: 5,
+        cacheCreationInputTokens: 300,
+        cacheReadInputTokens: 200
+      })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toBeUndefined()
+      expect(texts(seen)).toEqual(["First block. ", "Second ", "block."])
+      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "end_turn", inputTokens: 11, outputTokens: 5 } })
+    }), TEST_TIMEOUT)
+
+  for (const stopReason of ["stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"] as const) {
+    it.scopedLive(`reports ${stopReason} as the stop reason`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeAnthropicScoped
+        const claude = yield* claudeFor(fake)
+        fake.enqueue({ kind: "text", chunks: ["partial"], stopReason, inputTokens: 3, outputTokens: 1 })
+        const { seen, error } = yield* runStream(claude.stream(REQUEST))
+        expect(error).toBeUndefined()
+        expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason, inputTokens: 3, outputTokens: 1 } })
+      }), TEST_TIMEOUT)
+  }
+
   it.scopedLive("interrupting the stream mid-answer aborts the upstream request at once", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
