@@ -19,7 +19,7 @@ import {
   storedMessages,
   TEST_API_KEY
 } from "./support/ChatApp.js"
-import { type ChatClient, connect, type MessageComplete, settle } from "./support/ChatClient.js"
+import { type ChatClient, connect, type MessageComplete } from "./support/ChatClient.js"
 import { gate } from "./support/FakeAnthropic.js"
 import type { FakeRouter } from "./support/FakeRouter.js"
 import { get } from "./support/Http.js"
@@ -268,7 +268,6 @@ describe("idempotent send (clientMessageId)", () => {
         const completeLate = yield* c.waitFor("message_complete")
         expect(completeLate).toMatchObject({ messageId: start.messageId, status: "complete", fullContent: chunks.join("") })
 
-        yield* settle(200)
         const rows = yield* storedMessages(app, project.id)
         expect(rows.map((r) => [r.role, r.status, r.content])).toStrictEqual([
           ["user", "complete", "Build a todo app"],
@@ -418,7 +417,8 @@ describe("cancel", () => {
       const { fake, app, project } = yield* claudeProject({
         title: "Cancel retry",
         env: { CLAUDE_MAX_RETRIES: "2" },
-        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 2 }, { kind: "text", chunks: ["late"] }]
+        // 5 s before the retry: the cancel surely comes first, even on a busy machine.
+        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 5 }, { kind: "text", chunks: ["late"] }]
       })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "hello")
@@ -426,8 +426,10 @@ describe("cancel", () => {
       yield* a.send({ type: "cancel" })
       const end = yield* a.untilComplete(start.messageId)
       expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled", fullContent: "" })
-      // Longer than the retry-after: an aborted request must not be retried.
-      yield* settle(3_000)
+      expect(streamedBodies(fake), "the retry had not come yet when the answer ended").toHaveLength(1)
+      // Absence can only be seen by waiting: until well past the moment the retry was due.
+      const retryDue = (fake.requests[0]?.receivedAt ?? 0) + 5_000
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, Math.max(0, retryDue + 1_000 - (performance.timeOrigin + performance.now())))))
       expect(streamedBodies(fake), "no retry after the cancel").toHaveLength(1)
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row.status).toBe("cancelled")

@@ -190,14 +190,14 @@ export const spawnHealthyService = (env: Record<string, string>, options: SpawnO
   Effect.tap(spawnService(env, options), (service) => awaitHealthy(service, options.readyTimeoutMs ?? 60_000))
 
 /** Waits for the exit, failing the test (with the output) if it takes longer than `limitMs`. */
-export const awaitExit = (service: ServiceProcess, limitMs = 30_000): Effect.Effect<ProcessExit> =>
+export const awaitExit = (service: ServiceProcess, limitMs = 60_000): Effect.Effect<ProcessExit> =>
   Effect.promise(async () => {
     if (!(await exitsWithin(service, limitMs))) throw new Error(`the service did not exit within ${limitMs} ms${describeOutput(service)}`)
     return service.exited
   })
 
 /** Resolves once a stdout line satisfies `predicate`; fails after `limitMs` or if the process exits first. */
-export const awaitLine = (service: ServiceProcess, predicate: (line: string) => boolean, limitMs = 20_000) =>
+export const awaitLine = (service: ServiceProcess, predicate: (line: string) => boolean, limitMs = 30_000) =>
   Effect.promise(async () => {
     const deadline = Date.now() + limitMs
     for (;;) {
