@@ -7,12 +7,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { ChatClient } from "./support/ChatClient.js"
+import { type ChatClient, connect } from "./support/ChatClient.js"
 import { type ClaudeChat, claudeChat, fakeIdle, getProject, storedMessages, TEST_API_KEY } from "./support/ChatApp.js"
 import type { FakeReply } from "./support/FakeAnthropic.js"
 import type { RecordedBody } from "./support/FakeRouter.js"
 
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 /** What the API "said": must never reach a client. */
 const RAW_API_TEXT = `upstream detail for key ${TEST_API_KEY} request req_secret_42`
@@ -45,8 +45,12 @@ const expectNothingLeaked = (client: ChatClient) => {
  */
 const failsThenRecovers = ({ app, fake, client, project }: ClaudeChat, reply: FakeReply, code: string, partial = "") =>
   Effect.gen(function* () {
+    // Another tab on the project is told the same end.
+    const other = yield* connect(app.wsUrl, project.id)
     fake.enqueueChat(reply)
     const failed = yield* client.ask(`A request that meets ${code}`)
+    const seenByOther = yield* other.untilComplete(failed.start.messageId)
+    expect(seenByOther.end).toStrictEqual(failed.end)
     expect(failed.end).toStrictEqual({
       type: "error",
       code,
@@ -104,26 +108,10 @@ describe.concurrent("chat: Claude's errors become error events", () => {
         "AI_OVERLOADED",
         "Here is half an answer"
       )
-      // No retry after a stream has started.
+      // No retry after a stream has started; the fake ended the stream itself (no abort).
       expect(chat.fake.chatRequests()).toHaveLength(2)
-    }), TEST_TIMEOUT)
-
-  it.scopedLive("a stalled stream → AI_TIMEOUT after CLAUDE_IDLE_TIMEOUT_SECONDS, and the upstream request is aborted", () =>
-    Effect.gen(function* () {
-      const { fake, app, project, client } = yield* claudeChat({ title: "Stall", env: { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" } })
-      fake.enqueueChat({ kind: "stall", chunks: ["Thinking about it"] })
-      const failed = yield* client.ask("Take your time")
-      expect(failed.end).toMatchObject({ type: "error", code: "AI_TIMEOUT", messageId: failed.start.messageId })
-      yield* fakeIdle(fake)
-      expect(fake.fake.abortedStreams).toBe(1)
-      const row = (yield* storedMessages(app, project.id)).find((r) => r.id === failed.start.messageId)
-      expect(row).toMatchObject({ status: "error", content: "Thinking about it", errorCode: "AI_TIMEOUT" })
-
-      fake.enqueueChat({ kind: "text", chunks: ["Done."] })
-      const next = yield* client.ask("Are you there?")
-      expect(next.end).toMatchObject({ type: "message_complete", fullContent: "Done." })
-      expectValidContext(fake.chatRequests().at(-1))
-      expectNothingLeaked(client)
+      yield* fakeIdle(chat.fake)
+      expect(chat.fake.fake.abortedStreams).toBe(0)
     }), TEST_TIMEOUT)
 
   it.scopedLive("a socket reset mid-stream → AI_ERROR; the partial answer is stored and the next message works", () =>
@@ -182,4 +170,26 @@ describe.concurrent("chat: Claude's errors become error events", () => {
         yield* failsThenRecovers(chat, reply, code, partial)
       }), TEST_TIMEOUT)
   }
+})
+
+// Not concurrent: the idle watchdog runs on real time.
+describe("chat: a stalled answer", () => {
+  it.scopedLive("a stalled stream → AI_TIMEOUT after CLAUDE_IDLE_TIMEOUT_SECONDS, and the upstream request is aborted", () =>
+    Effect.gen(function* () {
+      // 2 s: the first chunk is sent at once, so it surely arrives before the watchdog fires.
+      const { fake, app, project, client } = yield* claudeChat({ title: "Stall", env: { CLAUDE_IDLE_TIMEOUT_SECONDS: "2" } })
+      fake.enqueueChat({ kind: "stall", chunks: ["Thinking about it"] })
+      const failed = yield* client.ask("Take your time")
+      expect(failed.end).toMatchObject({ type: "error", code: "AI_TIMEOUT", messageId: failed.start.messageId })
+      yield* fakeIdle(fake)
+      expect(fake.fake.abortedStreams).toBe(1)
+      const row = (yield* storedMessages(app, project.id)).find((r) => r.id === failed.start.messageId)
+      expect(row).toMatchObject({ status: "error", content: "Thinking about it", errorCode: "AI_TIMEOUT" })
+
+      fake.enqueueChat({ kind: "text", chunks: ["Done."] })
+      const next = yield* client.ask("Are you there?")
+      expect(next.end).toMatchObject({ type: "message_complete", fullContent: "Done." })
+      expectValidContext(fake.chatRequests().at(-1))
+      expectNothingLeaked(client)
+    }), TEST_TIMEOUT)
 })

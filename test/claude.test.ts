@@ -12,11 +12,11 @@ import { Claude, type CompletionEvent, type CompletionRequest, SYSTEM_PROMPT } f
 import { ClaudeError } from "../src/domain/ClaudeError.js"
 import { ClaudeLive, toClaudeError } from "../src/claude/ClaudeLive.js"
 import { AppConfig } from "../src/Config.js"
-import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped } from "./support/FakeAnthropic.js"
+import { type FakeAnthropic, type FakeReply, FakeAnthropicScoped, gate } from "./support/FakeAnthropic.js"
 import { LIVENESS_TIMEOUT_MS } from "./support/Http.js"
 
 const KEY = "sk-ant-test-key"
-const TEST_TIMEOUT = 30_000
+const TEST_TIMEOUT = 60_000
 
 const REQUEST: CompletionRequest = {
   system: SYSTEM_PROMPT,
@@ -90,7 +90,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
         stream: true
       })
       const headers = fake.requests[0]?.headers ?? {}
-      expect(headers["anthropic-version"]).toBeTruthy()
+      expect(headers["anthropic-version"]).toBe("2026-10-21")
       expect(`${headers["x-api-key"] ?? ""} ${headers["authorization"] ?? ""}`).toContain(KEY)
     }), TEST_TIMEOUT)
 
@@ -104,11 +104,43 @@ describe.concurrent("ClaudeLive: streaming", () => {
       expect(seen.filter((e) => e._tag === "Finished")).toHaveLength(1)
     }), TEST_TIMEOUT)
 
+  it.scopedLive("streams the text of a second content block too, and reports cache usage without counting it as input", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      fake.enqueue({
+        kind: "text",
+        chunks: ["First block. "],
+        secondBlock: ["Second ", "block."],
+        inputTokens: 11,
+        outputTokens: 5,
+        cacheCreationInputTokens: 300,
+        cacheReadInputTokens: 200
+      })
+      const { seen, error } = yield* runStream(claude.stream(REQUEST))
+      expect(error).toBeUndefined()
+      expect(texts(seen)).toEqual(["First block. ", "Second ", "block."])
+      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "end_turn", inputTokens: 11, outputTokens: 5 } })
+    }), TEST_TIMEOUT)
+
+  for (const stopReason of ["stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"] as const) {
+    it.scopedLive(`reports ${stopReason} as the stop reason`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeAnthropicScoped
+        const claude = yield* claudeFor(fake)
+        fake.enqueue({ kind: "text", chunks: ["partial"], stopReason, inputTokens: 3, outputTokens: 1 })
+        const { seen, error } = yield* runStream(claude.stream(REQUEST))
+        expect(error).toBeUndefined()
+        expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason, inputTokens: 3, outputTokens: 1 } })
+      }), TEST_TIMEOUT)
+  }
+
   it.scopedLive("interrupting the stream mid-answer aborts the upstream request at once", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
       const claude = yield* claudeFor(fake)
-      fake.enqueue({ kind: "text", chunks: Array.from({ length: 200 }, (_, i) => `chunk${i} `), chunkDelayMs: 100 })
+      // Held after the first chunk and never released: only the client can end it.
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 200 }, (_, i) => `chunk${i} `), pauseAfter: 1, resume: gate().promise })
       const firstDelta = yield* Deferred.make<void>()
       const fiber = yield* claude.stream(REQUEST).pipe(
         Stream.tap(() => Deferred.succeed(firstDelta, undefined)),
@@ -118,7 +150,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
       yield* Deferred.await(firstDelta)
       expect(fake.openStreams).toBe(1)
       yield* Fiber.interrupt(fiber)
-      // "At once": the fake sees the client leave long before the ~20 s answer would end.
+      // The fake sees the client leave (the answer itself would never end).
       yield* fakeIdle(fake)
       expect(fake.abortedStreams).toBe(1)
       expect(fake.openStreams).toBe(0)
@@ -128,7 +160,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
       const claude = yield* claudeFor(fake)
-      fake.enqueue({ kind: "text", chunks: Array.from({ length: 100 }, () => "x"), chunkDelayMs: 50 })
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 100 }, () => "x"), pauseAfter: 2, resume: gate().promise })
       const firstTwo = yield* claude.stream(REQUEST).pipe(Stream.take(2), Stream.runCollect)
       expect(texts(Chunk.toReadonlyArray(firstTwo))).toEqual(["x", "x"])
       yield* fakeIdle(fake)
@@ -136,7 +168,8 @@ describe.concurrent("ClaudeLive: streaming", () => {
     }), TEST_TIMEOUT)
 })
 
-describe.concurrent("ClaudeLive: retries and failures", () => {
+// Not concurrent: the watchdog cases run on real time (gaps against CLAUDE_IDLE_TIMEOUT_SECONDS).
+describe("ClaudeLive: retries and failures", () => {
   it.scopedLive("retries a 529 with retry-after before the stream starts, then succeeds (2 requests)", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
@@ -228,7 +261,8 @@ describe.concurrent("ClaudeLive: retries and failures", () => {
   it.scopedLive("the watchdog fails a stalled stream with AI_TIMEOUT and aborts the upstream request", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
-      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
+      // 2 s: "thinking" is sent at once, so it surely arrives before the watchdog fires.
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "2" })
       fake.enqueue({ kind: "stall", chunks: ["thinking"] })
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(texts(seen)).toEqual(["thinking"])
@@ -240,11 +274,12 @@ describe.concurrent("ClaudeLive: retries and failures", () => {
   it.scopedLive("the watchdog measures the gap between events, not the whole answer", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
-      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" })
-      fake.enqueue({ kind: "text", chunks: ["a", "b", "c", "d", "e"], chunkDelayMs: 400 })
+      // Gaps of 250 ms, eight times shorter than the 2 s watchdog; the whole answer (3 s) is longer.
+      const claude = yield* claudeFor(fake, { CLAUDE_IDLE_TIMEOUT_SECONDS: "2" })
+      fake.enqueue({ kind: "text", chunks: Array.from({ length: 12 }, (_, i) => `${i} `), chunkDelayMs: 250, pingEvery: 100 })
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(error).toBeUndefined()
-      expect(texts(seen)).toEqual(["a", "b", "c", "d", "e"])
+      expect(texts(seen)).toEqual(Array.from({ length: 12 }, (_, i) => `${i} `))
     }), TEST_TIMEOUT)
 })
 

@@ -274,7 +274,7 @@ describe("Dockerfile", () => {
     }
   })
 
-  it.runIf(onPath("hadolint", ["--version"]))("passes hadolint", () => {
+  it.runIf(onPath("hadolint", ["--version"]))("passes hadolint (only where hadolint is installed)", () => {
     const result = spawnSync("hadolint", ["--failure-threshold", "warning", "Dockerfile"], { cwd: root, encoding: "utf8" })
     expect(result.stdout + result.stderr).toBe("")
     expect(result.status).toBe(0)
@@ -358,7 +358,7 @@ describe("docker-compose.yml", () => {
       ? ["docker-compose"]
       : undefined
 
-  it.runIf(composeClient !== undefined)("is accepted by `compose config`", () => {
+  it.runIf(composeClient !== undefined)("is accepted by `compose config` (only where docker compose or docker-compose is installed)", () => {
     const [command, ...prefix] = composeClient ?? []
     const result = spawnSync(command ?? "docker", [...prefix, "-f", "docker-compose.yml", "config", "-q"], {
       cwd: root,
@@ -403,7 +403,7 @@ describe(".gitlab-ci.yml", () => {
     }
   })
 
-  it("test: PostgreSQL 16 service, npm ci, typecheck and npm test against it", () => {
+  it("test: PostgreSQL 16 service, npm ci, typecheck, npm test on the embedded PostgreSQL and against the service", () => {
     const test = job("test")
     expect(test["stage"]).toBe("test")
     expect(imageName(test["image"], "test.image")).toMatch(/^node:\d+/)
@@ -422,6 +422,8 @@ describe(".gitlab-ci.yml", () => {
     expect(at(/^npm ci\b/)).toBeGreaterThanOrEqual(0)
     expect(at(/^npm run typecheck\b/)).toBeGreaterThan(at(/^npm ci\b/))
     expect(at(/^npm (run )?test\b/)).toBeGreaterThan(at(/^npm run typecheck\b/))
+    // The embedded run: TEST_DATABASE_URL removed from the environment of `npm test`.
+    expect(at(/^env -u TEST_DATABASE_URL npm (run )?test\b/)).toBeGreaterThan(at(/^npm run typecheck\b/))
     const cache = mapping(test["cache"], "test.cache")
     expect(sequence(mapping(cache["key"], "test.cache.key")["files"], "cache.key.files")).toContain("package-lock.json")
   })
@@ -485,7 +487,7 @@ describe(".gitlab-ci.yml", () => {
     expect(body).toMatch(/curl -f/)
   })
 
-  it.runIf(process.platform !== "win32")("every job's script is valid POSIX shell", () => {
+  it.runIf(process.platform !== "win32")("every job's script is valid POSIX shell (not on Windows)", () => {
     for (const name of jobNames) {
       const result = spawnSync("sh", ["-n"], { input: scriptLines(job(name)).join("\n"), encoding: "utf8" })
       expect(result.stderr, name).toBe("")

@@ -20,24 +20,29 @@ const projectRoot = fileURLToPath(new URL("..", import.meta.url))
 const dataRoot = Path.join(projectRoot, ".data", `embedded-test-${randomUUID().slice(0, 8)}`)
 const DATABASE = "embedded_test"
 
-/** Pids of live postmasters started with `-D <dataDir>` (or any folder under it), from /proc. */
-const parentOf = (pid: number): number | undefined => {
+/** The parent pid from /proc/<pid>/stat (the field after the state, behind the parenthesised name). */
+const parentPid = (pid: number): number | undefined => {
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // "pid (comm) state ppid …"; comm may contain spaces or parentheses.
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
   } catch {
-    return undefined
+    return undefined // Exited while we were looking.
   }
 }
 
 /**
- * Postmasters serving a data folder under `dir`. A backend forked a moment ago still shows
- * its postmaster's command line until it sets its own title, so a process whose parent is
- * one of them is a child, not a second postmaster.
+ * Pids of live postmasters started with `-D <dataDir>` (or any folder under it), from /proc.
+ * A backend the postmaster has just forked still shows the postmaster's command line until it
+ * sets its own title (a moment that lasts longer on a busy machine): processes whose parent
+ * is one of the matches are such children, not postmasters.
  */
 const postmastersUnder = (dir: string): Array<number> => {
-  const matching = Fs.readdirSync("/proc")
+  const matches = commandLinesUnder(dir)
+  return matches.filter((pid) => !matches.includes(parentPid(pid) ?? -1))
+}
+
+const commandLinesUnder = (dir: string): Array<number> =>
+  Fs.readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => {
       let argv: Array<string>
@@ -50,8 +55,6 @@ const postmastersUnder = (dir: string): Array<number> => {
       const isPostmaster = Path.basename(argv[0] ?? "") === "postgres" && argv.includes("-D") && dataArg !== undefined
       return isPostmaster && (dataArg === dir || dataArg.startsWith(dir + Path.sep)) ? [Number(entry)] : []
     })
-  return matching.filter((pid) => !matching.includes(parentOf(pid) ?? -1))
-}
 
 const freshDataDir = (name: string) => Path.join(dataRoot, name)
 

@@ -11,7 +11,7 @@ const freePort = 55_000 + (process.pid % 1000)
 describe("embedded PostgreSQL in a private folder", () => {
   // As root, PostgreSQL runs as "postgres"; a checkout under a mode-700 folder (mktemp -d,
   // /root) would block it. Only root can meet this situation, so only root runs it.
-  it.scopedLive.runIf(isRoot)("starts even when the data folder's parent is private (mode 700), granting only o+x", () =>
+  it.scopedLive.runIf(isRoot)("starts even when the data folder's parent is private (mode 700), granting only o+x (only as root: PostgreSQL then runs as another user)", () =>
     Effect.gen(function* () {
       const privateDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "gochat-private-"))
       Fs.chmodSync(privateDir, 0o700)

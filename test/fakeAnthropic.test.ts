@@ -4,6 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest";
 import { Effect } from "effect";
 import {
   FakeAnthropicScoped,
+  type FakeStopReason,
+  gate,
+  PREFILL_MESSAGE,
   TIMESTAMP_MARKER,
   startFakeAnthropic,
   type FakeAnthropic,
@@ -80,14 +83,100 @@ describe("FakeAnthropic with the real SDK", () => {
     expect(request?.path).toBe("/v1/messages");
     // SDK 1.x sends the key as a bearer token, not as x-api-key.
     expect(request?.headers["authorization"]).toBe("Bearer test-key");
-    expect(request?.headers["anthropic-version"]).toBeDefined();
+    // The version the SDK the service ships with speaks; the fake refuses any other.
+    expect(request?.headers["anthropic-version"]).toBe("2026-10-21");
     expect(request?.body).toMatchObject({ model: MODEL, stream: true, messages: [{ role: "user", content: "Hello" }] });
   });
 
-  it("reports max_tokens as the stop reason when scripted", async () => {
-    fake.enqueue({ kind: "text", chunks: ["cut"], stopReason: "max_tokens" });
-    const message = await clientFor(fake).messages.stream(params()).finalMessage();
-    expect(message.stop_reason).toBe("max_tokens");
+  const stopReasons: ReadonlyArray<FakeStopReason> = [
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "refusal",
+    "pause_turn",
+    "model_context_window_exceeded",
+  ];
+  for (const stopReason of stopReasons) {
+    it(`reports ${stopReason} as the stop reason when scripted, streamed and not`, async () => {
+      fake.enqueue({ kind: "text", chunks: ["cut"], stopReason }, { kind: "text", chunks: ["cut"], stopReason });
+      const streamed = await clientFor(fake).messages.stream(params()).finalMessage();
+      const created = await clientFor(fake).messages.create(params());
+      for (const message of [streamed, created]) {
+        expect(message.stop_reason).toBe(stopReason);
+        expect(message.stop_sequence).toBe(stopReason === "stop_sequence" ? "\n\nHuman:" : null);
+      }
+    });
+  }
+
+  it("reports cache usage, and streams a second content block when scripted", async () => {
+    fake.enqueue({
+      kind: "text",
+      chunks: ["first"],
+      secondBlock: [" and", " second"],
+      inputTokens: 5,
+      outputTokens: 9,
+      cacheCreationInputTokens: 100,
+      cacheReadInputTokens: 42,
+    });
+    const stream = clientFor(fake).messages.stream(params());
+    const { texts } = collectText(stream);
+    const message = await stream.finalMessage();
+    expect(texts).toEqual(["first", " and", " second"]);
+    expect(message.content).toEqual([
+      { type: "text", text: "first" },
+      { type: "text", text: " and second" },
+    ]);
+    expect(message.usage).toMatchObject({
+      input_tokens: 5,
+      output_tokens: 9,
+      cache_creation_input_tokens: 100,
+      cache_read_input_tokens: 42,
+    });
+  });
+
+  it("sends ping events during a long answer and while a paused answer waits", async () => {
+    const resume = gate();
+    fake.enqueue({ kind: "text", chunks: Array.from({ length: 12 }, (_, i) => `${i} `), pauseAfter: 3, resume: resume.promise });
+    // Read the wire itself: the SDK drops ping events before a listener sees them.
+    const response = await fetch(`${fake.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "anthropic-version": "2023-06-01" },
+      body: JSON.stringify({ ...params(), stream: true }),
+    });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let wire = "";
+    const eventNames = () => [...wire.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+    const deltas = () => eventNames().filter((e) => e === "content_block_delta").length;
+    while (deltas() < 3) wire += (await reader.read()).value ?? "";
+    // Held after 3 chunks until the test says so: nothing more arrives meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(deltas()).toBe(3);
+    resume.open();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      wire += value;
+    }
+    expect(deltas()).toBe(12);
+    // One ping after content_block_start, one on resuming, one every 5 chunks (before chunks 5 and 10).
+    expect(eventNames().filter((e) => e === "ping")).toHaveLength(4);
+    expect(eventNames().at(-1)).toBe("message_stop");
+  });
+
+  it("holds a non-streamed answer until released", async () => {
+    const resume = gate();
+    fake.enqueue({ kind: "text", chunks: ["Title"], pauseAfter: 0, resume: resume.promise });
+    let answered = false;
+    const created = clientFor(fake)
+      .messages.create(params())
+      .then((message) => {
+        answered = true;
+        return message;
+      });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(answered).toBe(false);
+    resume.open();
+    expect((await created).content).toEqual([{ type: "text", text: "Title" }]);
   });
 
   it("answers a non-streaming create with a JSON Message", async () => {
@@ -218,6 +307,10 @@ describe("FakeAnthropic with the real SDK", () => {
       ["has two user messages in a row", [{ role: "user", content: "a" }, { role: "user", content: "b" }]],
       ["has a message with empty content", [{ role: "user", content: "a" }, { role: "assistant", content: "" }, { role: "user", content: "b" }]],
       ["has an empty text block", [{ role: "user", content: [{ type: "text", text: "" }] }]],
+      ["has a whitespace-only text block", [{ role: "user", content: [{ type: "text", text: " \n\t " }] }]],
+      ["has a whitespace-only message", [{ role: "user", content: "a" }, { role: "assistant", content: "  \n" }, { role: "user", content: "b" }]],
+      ["has two assistant messages in a row", [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "assistant", content: "c" }, { role: "user", content: "d" }]],
+      ["ends with an assistant message (prefill)", [{ role: "user", content: "a" }, { role: "assistant", content: "b" }]],
     ];
 
     for (const [name, messages] of invalidContexts) {
@@ -231,8 +324,51 @@ describe("FakeAnthropic with the real SDK", () => {
         expect(error).toBeInstanceOf(Anthropic.BadRequestError);
         expect(error).toMatchObject({ status: 400, type: "invalid_request_error" });
         expect(fake.requests).toHaveLength(1);
+        expect(fake.rejections).toHaveLength(1);
       });
     }
+
+    it("refuses prefill with the real API's exact words, in the real error body with its request_id", async () => {
+      const response = await fetch(`${fake.url}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "anthropic-version": "2023-06-01" },
+        body: JSON.stringify({ ...params([{ role: "user", content: "a" }, { role: "assistant", content: "b" }]), stream: true }),
+      });
+      expect(response.status).toBe(400);
+      const requestId = response.headers.get("request-id");
+      expect(requestId).toMatch(/^req_[0-9a-f]{24}$/);
+      expect(await response.json()).toStrictEqual({
+        type: "error",
+        error: {
+          type: "invalid_request_error",
+          message: "This model does not support assistant message prefill. The conversation must end with a user message.",
+        },
+        request_id: requestId,
+      });
+      expect(PREFILL_MESSAGE).toBe("This model does not support assistant message prefill. The conversation must end with a user message.");
+    });
+
+    it("answers an unknown model with 404 not_found_error, streamed or not", async () => {
+      const client = clientFor(fake, 2);
+      const streamed = await client.messages.stream({ ...params(), model: "claude-no-such-model" }).finalMessage().catch((e: unknown) => e);
+      const created = await client.messages.create({ ...params(), model: "claude-no-such-model" }).catch((e: unknown) => e);
+      for (const error of [streamed, created]) {
+        expect(error).toBeInstanceOf(Anthropic.NotFoundError);
+        expect(error).toMatchObject({ status: 404, type: "not_found_error", error: { request_id: expect.stringMatching(/^req_/) } });
+      }
+      expect(fake.requests).toHaveLength(2);
+    });
+
+    it("refuses an unknown anthropic-version and fields the API does not know", async () => {
+      const post = (headers: Record<string, string>, body: unknown) =>
+        fetch(`${fake.url}/v1/messages`, { method: "POST", headers: { "x-api-key": "k", ...headers }, body: JSON.stringify(body) });
+      const oldVersion = await post({ "anthropic-version": "2020-01-01" }, params());
+      const extraField = await post({ "anthropic-version": "2023-06-01" }, { ...params(), prefill: "x" });
+      for (const response of [oldVersion, extraField]) {
+        expect(response.status).toBe(400);
+        expect(await response.json()).toMatchObject({ type: "error", error: { type: "invalid_request_error" }, request_id: expect.any(String) });
+      }
+    });
 
     it("rejects a request without credentials or anthropic-version with 401", async () => {
       const post = (headers: Record<string, string>) =>

@@ -222,6 +222,8 @@ describe("fuzz", () => {
         const url = `${app.wsUrl}/ws/chat?projectId=${project.id}`
 
         const accepted = new Map<string, string>() // userMessageId → content the server received
+        const answers = new Map<string, string>() // answer messageId → its userMessageId
+        let validWhileIdle = 0
         const sentIds: Array<{ readonly clientMessageId: string; readonly content: string }> = []
         let frames = 0
         let busy = 0
@@ -232,6 +234,9 @@ describe("fuzz", () => {
         const run = async (items: ReadonlyArray<Item>) => {
           const socket = await RawSocket.open(url)
           sockets.push(socket)
+          const mine: Array<string> = [] // answers this connection started
+          const ended = (id: string) =>
+            socket.events.some((e) => (e.type === "message_complete" || e.type === "error") && e.messageId === id)
           try {
             for (const item of items) {
               let frame: Frame
@@ -248,6 +253,10 @@ describe("fuzz", () => {
                   : json("resend", { type: "chat_message", content: previous.content, clientMessageId: previous.clientMessageId })
               }
               const expected = oracle(frame.data)
+              // BUSY is the right answer only while an answer of the project is streaming (as far as this
+              // connection has seen: its end may still be on the way). Otherwise a valid message is accepted.
+              const streamingAtSend = mine.some((id) => !ended(id))
+              if (expected._tag === "chat" && !streamingAtSend) validWhileIdle++
               const before = socket.events.length
               const pongs = socket.pongs + (expected._tag === "pong" ? 1 : 0) + 1
               try {
@@ -279,9 +288,10 @@ describe("fuzz", () => {
                   expect(replies.length, describe).toBeGreaterThanOrEqual(1)
                   const reply = replies[0]!
                   if (reply.type === "error") {
-                    expect(["BUSY", ...expected.orCodes], describe).toContain(reply.code)
+                    expect([...(streamingAtSend ? ["BUSY"] : []), ...expected.orCodes], `${describe} (an answer streaming: ${streamingAtSend})`).toContain(reply.code)
                     expect(replies.length, describe).toBe(1)
                     if (reply.code === "BUSY") busy++
+                    else validWhileIdle-- // refused for its NUL, as the oracle allows
                   } else if (reply.type === "message_start" && reply.resumed === true) {
                     // A retried clientMessageId: acknowledged, never a new message.
                     expect(accepted.has(reply.userMessageId), describe).toBe(true)
@@ -292,12 +302,16 @@ describe("fuzz", () => {
                     if (reply.type === "message_start") {
                       expect(accepted.has(reply.userMessageId), `a new message_start reuses a user message: ${describe}`).toBe(false)
                       accepted.set(reply.userMessageId, expected.content)
+                      answers.set(reply.messageId, reply.userMessageId)
+                      mine.push(reply.messageId)
                     }
                   }
                   break
                 }
               }
             }
+            // Every answer this connection started ends on it (the next connection starts on an idle project).
+            for (const id of mine) await socket.awaitEvent((e) => (e.type === "message_complete" || e.type === "error") && e.messageId === id, `the end of answer ${id}`)
             // The connection survived all of it.
             const pongs = socket.pongs + 1
             await socket.send("{\"type\":\"ping\"}")
@@ -334,8 +348,21 @@ describe("fuzz", () => {
           const sent = accepted.get(row.id) ?? ""
           expect([sent, sent.replaceAll("\u0000", "")]).toContain(row.content)
         }
-        expect(assistants).toHaveLength(accepted.size)
-        for (const row of assistants) expect(["complete", "cancelled"]).toContain(row.status)
+        // Every valid message sent while no answer streamed was accepted, and there were many.
+        expect(accepted.size, "messages accepted").toBeGreaterThanOrEqual(validWhileIdle)
+        expect(validWhileIdle, "valid messages sent while the project was idle").toBeGreaterThan(45)
+        // One answer per accepted message, stored exactly as its connection saw it end.
+        expect(new Set(assistants.map((r) => r.id))).toStrictEqual(new Set(answers.keys()))
+        const ends = new Map(
+          sockets.flatMap((socket) => socket.events).flatMap((e) => (e.type === "message_complete" ? [[e.messageId, e] as const] : []))
+        )
+        for (const row of assistants) {
+          const end = ends.get(row.id)
+          expect(end, `the end of answer ${row.id}`).toBeDefined()
+          expect({ status: row.status, content: row.content }).toStrictEqual({ status: end?.status, content: end?.fullContent })
+          expect(["complete", "cancelled"]).toContain(row.status)
+          if (row.status === "complete") expect(row.content).toBe("Sure, done.")
+        }
         expect(yield* storedMessages(app, other.id), "nothing reached the other project").toStrictEqual([])
         expect(answerErrors, "no answer failed").toStrictEqual([])
         for (const socket of sockets) for (const frame of socket.frames) expect(frame).not.toContain(TEST_API_KEY)
@@ -346,6 +373,7 @@ describe("fuzz", () => {
           accepted: accepted.size,
           busy,
           retriesAcknowledged: acknowledged,
+          validWhileIdle,
           claudeRequests: fake.chatRequests().length
         })
         expect(frames).toBeGreaterThanOrEqual(45 * 40) // guaranteed by construction: 45 runs of at least 40 frames

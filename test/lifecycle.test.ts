@@ -4,16 +4,19 @@
  * where Effect makes everything uninterruptible).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { Deferred, Duration, Effect, Fiber, TestClock } from "effect"
 import { Lifecycle } from "../src/Lifecycle.js"
 
-/** Liveness bound for the test itself, far above the limits under test. */
-const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(
-    Effect.disconnect,
-    Effect.interruptible,
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("awaitIdle did not return within 10 s") })
-  )
+/**
+ * Runs `awaitIdle` in a fiber of its own and moves the TestClock on by `advance`: the limits
+ * under test are the service's own time, so the test decides when they pass, not the machine.
+ */
+const awaitIdleAfter = (run: Effect.Effect<boolean>, advance: Duration.DurationInput) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(run)
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.join(fiber)
+  })
 
 /** Starts `work` as tracked in-flight work and waits until it is counted. */
 const startTracked = (lifecycle: Lifecycle, work: Effect.Effect<void>) =>
@@ -25,29 +28,35 @@ const startTracked = (lifecycle: Lifecycle, work: Effect.Effect<void>) =>
   })
 
 describe("Lifecycle", () => {
-  it.live("reports idle once the tracked work has finished", () =>
+  it.effect("reports idle once the tracked work has finished, before the limit", () =>
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
       const release = yield* Deferred.make<void>()
       yield* startTracked(lifecycle, Deferred.await(release))
+      // Still busy just before the limit would pass…
+      const busy = yield* Effect.fork(lifecycle.awaitIdle("5 seconds"))
+      yield* TestClock.adjust("4 seconds")
+      expect(busy.unsafePoll()).toBeNull()
+      // …and idle as soon as the work ends, well within the limit.
       yield* Deferred.succeed(release, undefined)
-      expect(yield* bounded(lifecycle.awaitIdle("5 seconds"))).toBe(true)
+      yield* TestClock.adjust("100 millis")
+      expect(yield* Fiber.join(busy)).toBe(true)
     }).pipe(Effect.provide(Lifecycle.Default)))
 
-  it.live("gives up after the limit while work is still in flight", () =>
+  it.effect("gives up after the limit while work is still in flight", () =>
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
       yield* startTracked(lifecycle, Effect.never)
-      expect(yield* bounded(lifecycle.awaitIdle("200 millis"))).toBe(false)
+      expect(yield* awaitIdleAfter(lifecycle.awaitIdle("200 millis"), "200 millis")).toBe(false)
     }).pipe(Effect.provide(Lifecycle.Default)))
 
   // Exposes a bug in src (see the report): the shutdown finalizer calls awaitIdle, and in an
   // uninterruptible region `Effect.timeoutTo` cannot interrupt the polling loop, so a request
   // that never ends keeps the service from ever shutting down, whatever the grace period.
-  it.live("gives up after the limit even when called from a finalizer, as at shutdown", () =>
+  it.effect("gives up after the limit even when called from a finalizer, as at shutdown", () =>
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
       yield* startTracked(lifecycle, Effect.never)
-      expect(yield* bounded(Effect.uninterruptible(lifecycle.awaitIdle("200 millis")))).toBe(false)
+      expect(yield* awaitIdleAfter(Effect.uninterruptible(lifecycle.awaitIdle("200 millis")), "200 millis")).toBe(false)
     }).pipe(Effect.provide(Lifecycle.Default)))
 })

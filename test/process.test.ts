@@ -144,7 +144,7 @@ describe("the service process", () => {
       const everything = service.stdout() + service.stderr()
       expect(everything).not.toContain(API_KEY)
       expect(everything).not.toContain(database.password)
-    }))
+    }), 90_000)
 
   it.scopedLive("never prints a secret when startup fails either", () =>
     Effect.gen(function* () {
@@ -167,7 +167,7 @@ describe("the service process", () => {
         expect(everything).not.toContain(API_KEY)
         expect(everything).not.toContain(INVENTED_PASSWORD)
       }
-    }))
+    }), 90_000)
 
   it.scopedLive("respects LOG_LEVEL: at error, a healthy run prints no info lines", () =>
     Effect.gen(function* () {
@@ -179,7 +179,7 @@ describe("the service process", () => {
       service.signal("SIGTERM")
       expect(yield* awaitExit(service)).toEqual({ code: 0, signal: null })
       for (const line of logLinesOf(service)) expect(["error", "fatal"]).toContain(line.level)
-    }))
+    }), 90_000)
 
   it.scopedLive("on SIGTERM, refuses new connections, finishes the in-flight request, and exits 0", () =>
     Effect.gen(function* () {
@@ -189,8 +189,8 @@ describe("the service process", () => {
       yield* awaitHealthy(service)
       expect((yield* call(service, "/api/projects", jsonBody("POST", "{\"title\":\"Survives shutdown\"}"))).status).toBe(201)
 
-      // From now on every answer from PostgreSQL takes 1.5 s: listing projects is slow.
-      proxy.setDelay(1500)
+      // From now on PostgreSQL's answers are held until the test releases them: listing projects takes as long as it must.
+      proxy.holdReplies()
       const sentBefore = proxy.bytesFromClients()
       const slow = fetch(`${service.url}/api/projects`, { signal: AbortSignal.timeout(LIVENESS_TIMEOUT_MS) }).then(
         async (response) => ({ status: response.status, body: JSON.parse(await response.text()) as unknown })
@@ -206,7 +206,9 @@ describe("the service process", () => {
       // New connections are refused while the in-flight request is still being served.
       yield* Effect.promise(async () => {
         while (!(await connectionRefused(service.port))) await new Promise((resolve) => setTimeout(resolve, 20))
-      }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("new connections were still accepted") }), Effect.orDie)
+      }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("new connections were still accepted") }), Effect.orDie)
+      expect(service.hasExited(), "the process waits for the request in flight").toBe(false)
+      proxy.releaseReplies()
 
       const answer = yield* Effect.promise(() => slow)
       expect(answer.status).toBe(200)
@@ -240,18 +242,4 @@ describe("the service process", () => {
       // The server's own output went to debug logs, not raw onto stdout.
       logLinesOf(service)
     }), 120_000)
-
-  it.scopedLive("with NODE_ENV=production and neither DATABASE_URL nor CLAUDE_API_KEY, exits non-zero with one line naming both", () =>
-    Effect.gen(function* () {
-      const service = yield* spawnService({ NODE_ENV: "production" })
-      const exit = yield* awaitExit(service)
-      expect(exit.code).not.toBe(0)
-      expect(exit.code).not.toBeNull()
-      const lines = logLinesOf(service)
-      expect(lines).toHaveLength(1)
-      expect(lines[0]).toMatchObject({ level: "error" })
-      expect(lines[0]?.message).toContain("DATABASE_URL")
-      expect(lines[0]?.message).toContain("CLAUDE_API_KEY")
-      expect(service.stderr()).toBe("")
-    }))
 })

@@ -7,7 +7,7 @@
  * wall-clock durations: waits are liveness bounds only.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect } from "effect"
 import { randomUUID } from "node:crypto"
 import {
   claudeProject,
@@ -19,8 +19,8 @@ import {
   storedMessages,
   TEST_API_KEY
 } from "./support/ChatApp.js"
-import { type ChatClient, connect, type ErrorEvent, type MessageComplete, settle } from "./support/ChatClient.js"
-import type { FakeReply } from "./support/FakeAnthropic.js"
+import { type ChatClient, connect, type MessageComplete } from "./support/ChatClient.js"
+import { gate } from "./support/FakeAnthropic.js"
 import type { FakeRouter } from "./support/FakeRouter.js"
 import { get } from "./support/Http.js"
 import {
@@ -69,25 +69,30 @@ const rolesOf = (body: { readonly messages: ReadonlyArray<{ readonly role: strin
   body?.messages.map((m) => m.role)
 
 /** The service answered by a stepped fake (each chunk is sent when the test says so), and a new project. */
-const steppedProject = (title: string) =>
+const steppedProject = (title: string, env: Record<string, string> = {}) =>
   Effect.gen(function* () {
     const stepper = yield* SteppedAnthropicScoped
-    const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+    const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1", ...env })
     const project = yield* newProject(app, title)
     return { stepper, app, project }
   })
-
-const isEnd = (e: { readonly type: string }) => e.type === "message_complete" || e.type === "error"
 
 describe("disconnect", () => {
   it.scopedLive("a client that drops mid-stream does not stop the answer: it completes and is stored in full", () =>
     Effect.gen(function* () {
       const chunks = numberedChunks(20)
-      const { fake, app, project } = yield* claudeProject({ title: "Disconnect", replies: [{ kind: "text", chunks, chunkDelayMs: 30 }] })
+      // Held after 3 chunks until the client is gone: it surely leaves mid-answer.
+      const resume = gate()
+      const { fake, app, project } = yield* claudeProject({
+        title: "Disconnect",
+        replies: [{ kind: "text", chunks, pauseAfter: 3, resume: resume.promise }]
+      })
       const client = yield* open(app, project.id)
       const start = yield* startAnswer(client, "Build me a tracker")
       yield* seenChunk(client, start.messageId, 3)
       client.ws.terminate() // abrupt: no close frame
+      yield* client.awaitClose()
+      resume.open()
 
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row).toMatchObject({ role: "assistant", status: "complete", content: chunks.join(""), stopReason: "end_turn" })
@@ -99,22 +104,27 @@ describe("disconnect", () => {
         ["user", "complete", "Build me a tracker"],
         ["assistant", "complete", chunks.join("")]
       ])
-    }), 30_000)
+    }), 60_000)
 
   it.scopedLive("every connection closing cleanly (close frame) does not stop the answer either", () =>
     Effect.gen(function* () {
       const chunks = numberedChunks(15)
-      const { fake, app, project } = yield* claudeProject({ title: "Disconnect 2", replies: [{ kind: "text", chunks, chunkDelayMs: 30 }] })
+      const resume = gate()
+      const { fake, app, project } = yield* claudeProject({
+        title: "Disconnect 2",
+        replies: [{ kind: "text", chunks, pauseAfter: 2, resume: resume.promise }]
+      })
       const a = yield* open(app, project.id)
       const b = yield* open(app, project.id)
       const start = yield* startAnswer(a, "Build me a tracker")
       yield* seenChunk(b, start.messageId, 2)
       yield* a.close()
       yield* b.close()
+      resume.open()
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row).toMatchObject({ status: "complete", content: chunks.join("") })
       expect(fake.fake.abortedStreams).toBe(0)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("rejoin", () => {
@@ -199,81 +209,6 @@ describe("rejoin", () => {
       }),
     60_000
   )
-
-  it.scopedLive(
-    "clients joining and dropping at arbitrary moments of a timed 50-chunk answer assemble the stored text (nothing missing or repeated)",
-    () =>
-      Effect.gen(function* () {
-        const chunks = numberedChunks(50)
-        const { app, project } = yield* claudeProject({ title: "Rejoin timed", replies: [{ kind: "text", chunks, chunkDelayMs: 15 }] })
-        const watcher = yield* open(app, project.id)
-        const start = yield* startAnswer(watcher, "Fifty chunks please")
-        const id = start.messageId
-
-        // One rejoiner per chunk position, each connecting once the watcher has seen chunk k.
-        const rejoinersFiber = yield* Effect.forEach(
-          Array.from({ length: 50 }, (_, i) => i + 1),
-          (k) => Effect.zipRight(seenChunk(watcher, id, k), Effect.map(open(app, project.id), (client) => ({ k, client }))),
-          { concurrency: "unbounded" }
-        ).pipe(Effect.fork)
-
-        // A session dropping every few chunks, reconnecting at once, merging all it saw by offset.
-        const session = new Assembler()
-        let connections = 0
-        let lastClient: ChatClient | undefined
-        const watcherDone = () => watcher.events.some((e) => isEnd(e) && "messageId" in e && e.messageId === id)
-        while (!watcherDone()) {
-          const client = yield* open(app, project.id)
-          connections++
-          lastClient = client
-          const target = 1 + Math.floor(Math.random() * 4)
-          // Until it saw `target` chunks or the end; a connection made after the end sees nothing.
-          yield* Effect.raceFirst(
-            client.eventually(
-              () => chunksOf(client, id).length >= target || answerEvents(client, id).some(isEnd),
-              15_000,
-              "a few chunks"
-            ),
-            watcher.eventually((e) => isEnd(e) && "messageId" in e && e.messageId === id, 15_000).pipe(
-              Effect.zipRight(settle(300))
-            )
-          )
-          if (answerEvents(client, id).some(isEnd)) break
-          client.ws.terminate()
-          session.applyAll(chunksOf(client, id))
-        }
-        const watched = yield* watcher.untilComplete(id, 20_000)
-        const rejoiners = yield* Fiber.join(rejoinersFiber)
-        const row = yield* finalRow(app, project.id, id)
-        expect(row.content).toBe(chunks.join(""))
-        expect(watched.end).toMatchObject({ type: "message_complete", fullContent: row.content })
-
-        // Let every event queued before the end reach its connection.
-        yield* settle(300)
-        const positions: Array<number> = []
-        for (const { k, client } of rejoiners) {
-          const events = answerEvents(client, id)
-          if (events.length === 0) continue // connected after the answer ended: nothing to resume
-          const view = expectExactView(events, { resumed: true, messageId: id })
-          expect(view.text, `client started after chunk ${k}`).toBe(row.content)
-          if (view.catchUpSeq !== undefined) positions.push(view.catchUpSeq)
-        }
-        expect(positions.length, "at least one client joined mid-answer").toBeGreaterThan(0)
-
-        // The session's last connection either saw the end (then it has everything) or came too late (then REST has it).
-        if (lastClient !== undefined) session.applyAll(chunksOf(lastClient, id))
-        expect(session.problems).toStrictEqual([])
-        const sessionText = lastClient !== undefined && answerEvents(lastClient, id).some(isEnd) ? session.text : row.content
-        expect(row.content.startsWith(session.text)).toBe(true)
-        expect(sessionText).toBe(row.content)
-        report("rejoin timed", {
-          distinctCatchUpPositionsOf50: new Set(positions).size,
-          sessionConnections: connections,
-          duplicatesDropped: session.duplicates
-        })
-      }),
-    60_000
-  )
 })
 
 describe("idempotent send (clientMessageId)", () => {
@@ -333,7 +268,6 @@ describe("idempotent send (clientMessageId)", () => {
         const completeLate = yield* c.waitFor("message_complete")
         expect(completeLate).toMatchObject({ messageId: start.messageId, status: "complete", fullContent: chunks.join("") })
 
-        yield* settle(200)
         const rows = yield* storedMessages(app, project.id)
         expect(rows.map((r) => [r.role, r.status, r.content])).toStrictEqual([
           ["user", "complete", "Build a todo app"],
@@ -342,7 +276,7 @@ describe("idempotent send (clientMessageId)", () => {
         expect(stepper.requests.filter((r) => r["stream"] === true), "one Claude request").toHaveLength(1)
         for (const client of [a, b, c]) expect(client.events.filter((e) => e.type === "error")).toStrictEqual([])
       }),
-    30_000
+    60_000
   )
 
   it.scopedLive("a retry of an answered message is acknowledged (not BUSY) while another answer of the project streams", () =>
@@ -378,7 +312,7 @@ describe("idempotent send (clientMessageId)", () => {
         resumed: true
       })
       expect(yield* countMessages(app, project.id)).toBe(4)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("cancel", () => {
@@ -424,11 +358,15 @@ describe("cancel", () => {
 
         // A new message works; a cancel naming another answer does not stop it.
         const chunks = numberedChunks(8)
-        fake.enqueueChat({ kind: "text", chunks, chunkDelayMs: 25 })
+        const resume = gate()
+        fake.enqueueChat({ kind: "text", chunks, pauseAfter: 1, resume: resume.promise })
         const next = yield* startAnswer(a, "Now something short")
         yield* seenChunk(a, next.messageId, 1)
         yield* b.send({ type: "cancel", messageId: start.messageId })
         yield* b.send({ type: "cancel", messageId: randomUUID() })
+        // Frames of one connection are handled in order: once the pong is back, both cancels were.
+        yield* b.ping()
+        resume.open()
         const nextEnd = yield* a.untilComplete(next.messageId)
         expect(nextEnd.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })
         // The cancelled partial answer is context for the next request, which the fake accepted.
@@ -437,22 +375,25 @@ describe("cancel", () => {
         expect(second?.messages[1]?.content).toBe("one two three ")
         expect(yield* countMessages(app, project.id)).toBe(4)
       }),
-    30_000
+    60_000
   )
 
   it.scopedLive("cancel by messageId from the sender, then a cancel with a malformed id is a validation error on a usable connection", () =>
     Effect.gen(function* () {
+      // Held after 2 chunks (never released): the cancel surely comes mid-answer.
+      const chunks = numberedChunks(200)
       const { fake, app, project } = yield* claudeProject({
         title: "Cancel 2",
-        replies: [{ kind: "text", chunks: numberedChunks(200), chunkDelayMs: 20 }]
+        replies: [{ kind: "text", chunks, pauseAfter: 2, resume: gate().promise }]
       })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "Long one")
       yield* seenChunk(a, start.messageId, 2)
       yield* a.send({ type: "cancel", messageId: start.messageId })
       const end = yield* a.untilComplete(start.messageId)
-      expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled" })
+      expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled", stopReason: null })
       const seen = chunksOf(a, start.messageId).map((c) => c.content).join("")
+      expect(seen).toBe(chunks.slice(0, 2).join(""))
       expect((end.end as MessageComplete).fullContent).toBe(seen)
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row).toMatchObject({ status: "cancelled", content: seen })
@@ -463,14 +404,21 @@ describe("cancel", () => {
       const error = yield* a.waitFor("error")
       expect(error.code).toBe("VALIDATION_ERROR")
       yield* a.ping()
-    }), 30_000)
+
+      // The project is free again: the next message is answered, with the cancelled text as context.
+      fake.enqueueChat({ kind: "text", chunks: ["ok"] })
+      const next = yield* a.ask("Something short")
+      expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "ok" })
+      expect(streamedBodies(fake)[1]?.messages[1]).toStrictEqual({ role: "assistant", content: seen })
+    }), 60_000)
 
   it.scopedLive("cancel while the SDK waits to retry a 529: the answer ends cancelled and no request is sent after the cancel", () =>
     Effect.gen(function* () {
       const { fake, app, project } = yield* claudeProject({
         title: "Cancel retry",
         env: { CLAUDE_MAX_RETRIES: "2" },
-        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 2 }, { kind: "text", chunks: ["late"] }]
+        // 5 s before the retry: the cancel surely comes first, even on a busy machine.
+        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 5 }, { kind: "text", chunks: ["late"] }]
       })
       const a = yield* open(app, project.id)
       const start = yield* startAnswer(a, "hello")
@@ -478,84 +426,17 @@ describe("cancel", () => {
       yield* a.send({ type: "cancel" })
       const end = yield* a.untilComplete(start.messageId)
       expect(end.end).toMatchObject({ type: "message_complete", status: "cancelled", fullContent: "" })
-      // Longer than the retry-after: an aborted request must not be retried.
-      yield* settle(3_000)
+      expect(streamedBodies(fake), "the retry had not come yet when the answer ended").toHaveLength(1)
+      // Absence can only be seen by waiting: until well past the moment the retry was due.
+      const retryDue = (fake.requests[0]?.receivedAt ?? 0) + 5_000
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, Math.max(0, retryDue + 1_000 - (performance.timeOrigin + performance.now())))))
       expect(streamedBodies(fake), "no retry after the cancel").toHaveLength(1)
       const row = yield* finalRow(app, project.id, start.messageId)
       expect(row.status).toBe("cancelled")
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("Claude failures", () => {
-  const midStream = (
-    name: string,
-    reply: FakeReply,
-    code: string,
-    env: Record<string, string> = {},
-    aborted = 0
-  ) =>
-    it.scopedLive(name, () =>
-      Effect.gen(function* () {
-        const { fake, app, project } = yield* claudeProject({ title: "Failures", env, replies: [reply] })
-        const a = yield* open(app, project.id)
-        const b = yield* open(app, project.id)
-        const start = yield* startAnswer(a, "Build me a calculator")
-        const answer = yield* a.untilComplete(start.messageId, 20_000)
-        const end = answer.end as ErrorEvent
-        expect(end).toMatchObject({ type: "error", code, messageId: start.messageId })
-        expect(end.error).not.toContain(TEST_API_KEY)
-        const seen = answer.chunks.map((c) => c.content).join("")
-        expect(seen).toBe("alpha beta gamma ")
-        // The other connection is told too.
-        const other = yield* b.untilComplete(start.messageId)
-        expect(other.end).toMatchObject({ type: "error", code, messageId: start.messageId })
-
-        const row = yield* finalRow(app, project.id, start.messageId)
-        expect(row).toMatchObject({ status: "error", content: seen, errorCode: code })
-        yield* fakeIdle(fake)
-        expect(fake.fake.abortedStreams).toBe(aborted)
-
-        // The next message works, and its context (user, partial answer, user) is valid for the API.
-        const next = yield* a.ask("Try again please", 20_000)
-        expect(next.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "Hello from the fake Claude." })
-        const bodies = streamedBodies(fake)
-        expect(bodies).toHaveLength(2)
-        expect(rolesOf(bodies[1])).toStrictEqual(["user", "assistant", "user"])
-        expect(bodies[1]?.messages[1]?.content).toBe(seen)
-      }), 30_000)
-
-  midStream(
-    "a mid-stream overloaded_error after 3 chunks: AI_OVERLOADED with the messageId, partial answer stored as error, next message works",
-    { kind: "midStreamError", chunks: ["alpha ", "beta ", "gamma "], errorType: "overloaded_error" },
-    "AI_OVERLOADED"
-  )
-  midStream(
-    "a socket reset after 3 chunks: AI_ERROR with the messageId, partial answer stored as error, next message works",
-    { kind: "socketReset", chunks: ["alpha ", "beta ", "gamma "] },
-    "AI_ERROR"
-  )
-  midStream(
-    "a stall after 3 chunks (CLAUDE_IDLE_TIMEOUT_SECONDS=1): AI_TIMEOUT, upstream aborted, partial answer stored as error, next message works",
-    { kind: "stall", chunks: ["alpha ", "beta ", "gamma "] },
-    "AI_TIMEOUT",
-    { CLAUDE_IDLE_TIMEOUT_SECONDS: "1" },
-    1
-  )
-
-  it.scopedLive("a 529 before the stream is retried by the SDK (CLAUDE_MAX_RETRIES=2) and the answer succeeds", () =>
-    Effect.gen(function* () {
-      const { fake, app, project } = yield* claudeProject({
-        title: "Retry",
-        env: { CLAUDE_MAX_RETRIES: "2" },
-        replies: [{ kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 }, { kind: "text", chunks: ["after ", "a retry"] }]
-      })
-      const a = yield* open(app, project.id)
-      const answer = yield* a.ask("hello", 20_000)
-      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: "after a retry" })
-      expect(streamedBodies(fake)).toHaveLength(2)
-      expect(a.events.filter((e) => e.type === "error")).toStrictEqual([])
-    }), 30_000)
-
   it.scopedLive("529 three times: AI_OVERLOADED after the SDK's retries; the answer is stored as an empty error; next message works", () =>
     Effect.gen(function* () {
       const overloaded = { kind: "httpError", errorType: "overloaded_error", retryAfterSeconds: 0 } as const
@@ -580,21 +461,7 @@ describe("Claude failures", () => {
       // The empty answer is left out; the two user turns are merged into one.
       expect(rolesOf(body)).toStrictEqual(["user"])
       expect(body?.messages[0]?.content).toBe("hello\n\nhello again")
-    }), 30_000)
-
-  it.scopedLive("429 with no retries left: AI_RATE_LIMITED", () =>
-    Effect.gen(function* () {
-      const { fake, app, project } = yield* claudeProject({
-        title: "Rate limited",
-        env: { CLAUDE_MAX_RETRIES: "0" },
-        replies: [{ kind: "httpError", errorType: "rate_limit_error", retryAfterSeconds: 0 }]
-      })
-      const a = yield* open(app, project.id)
-      const start = yield* startAnswer(a, "hello")
-      const answer = yield* a.untilComplete(start.messageId)
-      expect(answer.end).toMatchObject({ type: "error", code: "AI_RATE_LIMITED", messageId: start.messageId })
-      expect(streamedBodies(fake)).toHaveLength(1)
-    }), 30_000)
+    }), 60_000)
 
   it.scopedLive("an SDK error whose text carries the API key: the client gets AI_AUTH_ERROR and never the key", () =>
     Effect.gen(function* () {
@@ -618,21 +485,19 @@ describe("Claude failures", () => {
       // Nor is it stored anywhere a client could read it.
       const project2 = yield* get(`${app.url}/api/projects/${project.id}`)
       expect(project2.text).not.toContain(TEST_API_KEY)
-    }), 30_000)
+    }), 60_000)
 })
 
 describe("checkpoints", () => {
   it.scopedLive(
-    "while an answer streams its row is `streaming` with a growing prefix of the final text, written at most every CHECKPOINT_INTERVAL_MS (far fewer writes than chunks)",
+    "while an answer streams its row is `streaming` with a growing prefix of the final text; checkpoints follow new text, never one write per chunk",
     () =>
       Effect.gen(function* () {
-        // Many chunks per interval (about 10 per 200 ms), so the bound below has a wide margin even on a slow machine.
+        // The answer comes in 4 bursts of 30 chunks, each released once the previous burst is
+        // checkpointed: how many chunks arrive per interval is decided here, not by the machine's speed.
         const chunks = numberedChunks(120)
-        const { app, project } = yield* claudeProject({
-          title: "Checkpoints",
-          env: { CHECKPOINT_INTERVAL_MS: "200" },
-          replies: [{ kind: "text", chunks, chunkDelayMs: 20 }]
-        })
+        const bursts = [0, 1, 2, 3].map((i) => chunks.slice(i * 30, (i + 1) * 30))
+        const { stepper, app, project } = yield* steppedProject("Checkpoints", { CHECKPOINT_INTERVAL_MS: "200" })
         // Counts every write to a message row, in the database itself.
         yield* app.sql.unsafe(`
           CREATE TABLE test_message_writes (n BIGSERIAL, message_id UUID, status TEXT, length INT);
@@ -646,24 +511,34 @@ describe("checkpoints", () => {
         const updatesBefore = yield* nTupUpd(app)
 
         const a = yield* open(app, project.id)
-        const start = yield* startAnswer(a, "A hundred and twenty chunks, slowly")
+        const start = yield* startAnswer(a, "A hundred and twenty chunks, in bursts")
+        const stream = yield* Effect.promise(() => stepper.nextStream())
         const final = chunks.join("")
         const snapshots: Array<{ readonly status: string; readonly content: string }> = []
-        for (;;) {
-          const row = yield* assistantRow(app, project.id, start.messageId)
-          if (row === undefined) return yield* Effect.dieMessage("the streaming answer has no row")
-          snapshots.push({ status: row.status, content: row.content })
-          if (row.status !== "streaming") break
-          yield* Effect.sleep("60 millis")
+        let sent = 0
+        for (const burst of bursts) {
+          for (const chunk of burst) yield* Effect.promise(() => stream.emit(chunk))
+          sent += burst.length
+          yield* seenChunk(a, start.messageId, sent)
+          // The checkpoint of this burst: the stored prefix reaches everything sent so far.
+          const row = yield* eventually(
+            `a checkpoint with the first ${sent} chunks`,
+            assistantRow(app, project.id, start.messageId),
+            (row) => row !== undefined && row.content.length === chunks.slice(0, sent).join("").length
+          )
+          snapshots.push({ status: row!.status, content: row!.content })
         }
+        yield* Effect.promise(() => stream.finish())
         yield* a.untilComplete(start.messageId, 20_000)
+        const finalRowSeen = yield* finalRow(app, project.id, start.messageId)
+        snapshots.push({ status: finalRowSeen.status, content: finalRowSeen.content })
 
         const streaming = snapshots.filter((s) => s.status === "streaming")
+        expect(streaming).toHaveLength(4)
         for (const s of streaming) expect(final.startsWith(s.content), "a checkpoint is a prefix of the final text").toBe(true)
         for (let i = 1; i < streaming.length; i++) {
-          expect(streaming[i]!.content.startsWith(streaming[i - 1]!.content), "checkpoints only grow").toBe(true)
+          expect(streaming[i]!.content.length, "checkpoints only grow").toBeGreaterThan(streaming[i - 1]!.content.length)
         }
-        expect(streaming.some((s) => s.content.length > 0), "some partial text was visible while streaming").toBe(true)
         expect(snapshots.at(-1)).toStrictEqual({ status: "complete", content: final })
 
         const writes = yield* app.sql<{ status: string; length: number }>`
@@ -671,16 +546,16 @@ describe("checkpoints", () => {
         const checkpoints = writes.filter((w) => w.status === "streaming")
         expect(writes.at(-1), "the last write is the final one").toMatchObject({ status: "complete", length: final.length })
         expect(writes.filter((w) => w.status !== "streaming")).toHaveLength(1)
-        expect(checkpoints.length).toBeGreaterThan(0)
+        expect(checkpoints.length).toBeGreaterThanOrEqual(4)
+        // A checkpoint needs new text, and new text came in 4 bursts: a few writes per burst at most, never one per chunk.
         expect(checkpoints.length, "bounded writes, never one per chunk").toBeLessThan(chunks.length / 4)
         for (let i = 1; i < checkpoints.length; i++) {
           expect(checkpoints[i]!.length, "no checkpoint without new text").toBeGreaterThan(checkpoints[i - 1]!.length)
         }
-        yield* settle(300)
         const updatesAfter = yield* nTupUpd(app)
         report("checkpoints", {
           chunks: chunks.length,
-          chunkDelayMs: 20,
+          bursts: bursts.length,
           checkpointIntervalMs: 200,
           checkpointWrites: checkpoints.length,
           finalWrites: 1,
@@ -688,7 +563,7 @@ describe("checkpoints", () => {
           statUpdatesDelta: updatesAfter - updatesBefore
         })
       }),
-    30_000
+    60_000
   )
 })
 
@@ -742,15 +617,18 @@ describe("database outage", () => {
         const database = yield* freshDatabase
         const proxy = yield* TcpProxyScoped(targetOf(database))
         const chunks = numberedChunks(20)
+        // Held after 3 chunks until the database is gone: the answer surely ends during the outage.
+        const resume = gate()
         const { app, project } = yield* claudeProject({
           title: "Outage mid-answer",
           env: { DATABASE_URL: proxy.urlFor(database), CHECKPOINT_INTERVAL_MS: "200", SHUTDOWN_GRACE_SECONDS: "5" },
-          replies: [{ kind: "text", chunks, chunkDelayMs: 50 }]
+          replies: [{ kind: "text", chunks, pauseAfter: 3, resume: resume.promise }]
         })
         const a = yield* open(app, project.id)
         const start = yield* startAnswer(a, "A long answer")
         yield* seenChunk(a, start.messageId, 3)
         proxy.pause()
+        resume.open()
 
         const answer = yield* a.untilComplete(start.messageId, 30_000)
         expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: chunks.join("") })

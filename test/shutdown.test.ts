@@ -7,9 +7,10 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Http from "node:http"
+import * as Net from "node:net"
 import { eventually, fakeIdle, getProject, newProject, TEST_API_KEY } from "./support/ChatApp.js"
 import { type ChatClient, connect } from "./support/ChatClient.js"
+import { gate } from "./support/FakeAnthropic.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
 import {
   answerEvents,
@@ -22,7 +23,7 @@ import {
   startAnswer
 } from "./support/Reliability.js"
 import { report } from "./support/Report.js"
-import { awaitExit, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
+import { awaitExit, awaitLine, connectionRefused, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
 import { TcpProxyScoped, targetOf } from "./support/TcpProxy.js"
 import { freshDatabase } from "./support/TestDatabase.js"
 
@@ -43,13 +44,53 @@ const start = (env: Record<string, string>) =>
 const open = (service: ServiceProcess, projectId: string) =>
   Effect.tap(connect(service.wsUrl, projectId), (client) => Effect.sync(() => clients.push(client)))
 
-/** A fake whose next chat answer is `count` numbered chunks, `chunkDelayMs` apart. */
-const fakeAnswering = (count: number, chunkDelayMs: number) =>
+/**
+ * A fake whose next chat answer is `count` numbered chunks, held after `pauseAfter` of them
+ * until `resume.open()` (never, unless the test opens it): where the answer stands when the
+ * process is signalled is decided by the test, not by the machine's speed.
+ */
+const fakeAnswering = (count: number, pauseAfter: number) =>
   Effect.map(FakeRouterScoped(), (fake) => {
     const chunks = numberedChunks(count)
-    fake.enqueueChat({ kind: "text", chunks, chunkDelayMs })
-    return { fake, text: chunks.join("") }
+    const resume = gate()
+    fake.enqueueChat({ kind: "text", chunks, pauseAfter, resume: resume.promise })
+    return { fake, text: chunks.join(""), chunks, resume }
   })
+
+/**
+ * A GET /health whose request line and headers are sent now, but whose final blank line is
+ * held back: the connection has a request in progress, so closing the listener does not
+ * close it, and `finish()` sends the rest and reads the answer — a probe made while draining.
+ */
+const heldHealthRequest = (service: ServiceProcess) =>
+  Effect.promise(
+    () =>
+      new Promise<{ readonly finish: () => Promise<{ readonly status: number; readonly body: unknown }> }>((resolve, reject) => {
+        const socket = Net.connect(service.port, "127.0.0.1")
+        let received = ""
+        socket.setEncoding("utf8")
+        socket.on("data", (text: string) => (received += text))
+        socket.once("error", reject)
+        socket.once("connect", () => {
+          socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", () =>
+            resolve({
+              finish: () =>
+                new Promise((done, fail) => {
+                  socket.once("error", fail)
+                  socket.once("end", () => {
+                    const [head = "", body = ""] = received.split("\r\n\r\n")
+                    const status = Number(head.split(" ")[1])
+                    // The body may be chunked: keep the JSON object between the first "{" and the last "}".
+                    const json = body.slice(body.indexOf("{"), body.lastIndexOf("}") + 1)
+                    done({ status, body: JSON.parse(json) as unknown })
+                  })
+                  socket.write("\r\n")
+                })
+            })
+          )
+        })
+      })
+  )
 
 /** A new project on `service` (titled when `title` is given), a client on it, and an answer started there. */
 const answerStarted = (service: ServiceProcess, content: string, title?: string) =>
@@ -59,31 +100,6 @@ const answerStarted = (service: ServiceProcess, content: string, title?: string)
     const answer = yield* startAnswer(client, content)
     return { project, client, messageId: answer.messageId }
   })
-
-/** One GET /health on a fresh TCP connection: its status and body, or the connection error's code. */
-const healthProbe = (service: ServiceProcess) =>
-  Effect.async<{ readonly status: number; readonly body: unknown } | { readonly error: string }>((resume) => {
-    const req = Http.get(`${service.url}/health`, { agent: false, timeout: 5_000 }, (res) => {
-      const parts: Array<Buffer> = []
-      res.on("data", (part: Buffer) => parts.push(part))
-      res.on("end", () => {
-        let body: unknown
-        try {
-          body = JSON.parse(Buffer.concat(parts).toString("utf8"))
-        } catch {
-          body = undefined
-        }
-        resume(Effect.succeed({ status: res.statusCode ?? 0, body }))
-      })
-      res.on("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed({ error: error.code ?? error.message })))
-    })
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed({ error: error.code ?? error.message })))
-  })
-
-/** Draining has started once /health stops answering 200: waits for that, and returns what the probe got. */
-const drainingStarted = (service: ServiceProcess) =>
-  eventually("/health stops answering 200", healthProbe(service), (result) => !("status" in result && result.status === 200), 10_000)
 
 /** Environment of a service process talking to the fake, on its own fresh database. */
 const serviceEnv = (databaseUrl: string, fakeUrl: string, extra: Record<string, string> = {}) => ({
@@ -102,13 +118,14 @@ const serviceEnv = (databaseUrl: string, fakeUrl: string, extra: Record<string, 
  */
 const answeredDuringOutage = (title: string, graceSeconds: string) =>
   Effect.gen(function* () {
-    const { fake, text } = yield* fakeAnswering(10, 50)
+    const { fake, text, resume } = yield* fakeAnswering(10, 2)
     const database = yield* freshDatabase
     const proxy = yield* TcpProxyScoped(targetOf(database))
     const service = yield* start(serviceEnv(proxy.urlFor(database), fake.url, { SHUTDOWN_GRACE_SECONDS: graceSeconds }))
     const { client, messageId } = yield* answerStarted(service, "Something", title)
     yield* seenChunk(client, messageId, 2)
     proxy.pause()
+    resume.open()
     // The client gets the whole answer even though it cannot be stored now.
     const end = yield* client.untilComplete(messageId, 30_000)
     expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text })
@@ -120,7 +137,8 @@ describe("crash recovery (SIGKILL)", () => {
     "an answer cut by SIGKILL becomes `interrupted` at the next start with its checkpointed text, and the project works normally afterwards",
     () =>
       Effect.gen(function* () {
-        const { fake, text } = yield* fakeAnswering(400, 25)
+        // Held after 50 of 400 chunks: the kill surely comes mid-answer, after a checkpoint.
+        const { fake, text, chunks } = yield* fakeAnswering(400, 50)
         // The title call fails with an error whose text carries the key: it must reach no log line.
         fake.setTitle({ kind: "httpError", errorType: "authentication_error", message: `invalid x-api-key: ${TEST_API_KEY}` })
         const database = yield* freshDatabase
@@ -132,10 +150,11 @@ describe("crash recovery (SIGKILL)", () => {
         const { project, client, messageId: id } = yield* answerStarted(first, "Build me a big app")
 
         // Wait until a checkpoint has stored some text, then kill the process outright.
+        yield* seenChunk(client, id, 50)
         const checkpointed = yield* eventually(
-          "a checkpoint stored part of the answer",
+          "a checkpoint stored the 50 chunks sent",
           messageRow(sql, id),
-          (row) => row?.status === "streaming" && row.content.length > 0,
+          (row) => row?.status === "streaming" && row.content === chunks.slice(0, 50).join(""),
           30_000
         )
         first.signal("SIGKILL")
@@ -189,27 +208,26 @@ describe("graceful shutdown (SIGTERM)", () => {
     "SIGTERM with a long answer in flight: draining, SHUTTING_DOWN for new messages, `interrupted` after the grace, close 1001, exit 0",
     () =>
       Effect.gen(function* () {
-        const { fake, text } = yield* fakeAnswering(100, 100) // about 10 s: longer than the grace
+        // Held after 3 chunks and never released: it outlasts the grace whatever the machine's speed.
+        const { fake, text } = yield* fakeAnswering(100, 3)
         const database = yield* freshDatabase
         const sql = yield* directSql(database)
-        const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "2" }))
+        const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "6" }))
         const project = yield* newProject(service, "Shutdown")
         const a = yield* open(service, project.id)
         const b = yield* open(service, project.id)
         const answer = yield* startAnswer(a, "Something long")
         const id = answer.messageId
         yield* seenChunk(a, id, 3)
+        const probe = yield* heldHealthRequest(service)
 
         service.signal("SIGTERM")
-        const probe = yield* drainingStarted(service)
-        report("shutdown", { healthDuringDrain: probe })
-        if ("status" in probe) {
-          expect(probe).toMatchObject({ status: 503, body: { status: "draining" } })
-        } else {
-          // The listener is closed as soon as draining starts: a new connection is refused
-          // (or reset, when it raced the close). Either way no load balancer sees it healthy.
-          expect(["ECONNREFUSED", "ECONNRESET"]).toContain(probe.error)
-        }
+        yield* awaitLine(service, (line) => line.includes("shutting down: draining"))
+        // A request made while draining (on a connection already open) is told so; a new connection is refused.
+        const duringDrain = yield* Effect.promise(() => probe.finish())
+        report("shutdown", { healthDuringDrain: duringDrain })
+        expect(duringDrain).toMatchObject({ status: 503, body: { status: "draining" } })
+        expect(yield* Effect.promise(() => connectionRefused(service.port)), "the listener is closed").toBe(true)
 
         // An open socket gets SHUTTING_DOWN for a new message (not BUSY, not silence).
         yield* b.chat("one more thing", { clientMessageId: "late-1" })
@@ -220,7 +238,7 @@ describe("graceful shutdown (SIGTERM)", () => {
         const end = yield* a.untilComplete(id, 30_000)
         const seen = chunksOf(a, id).map((c) => c.content).join("")
         expect(end.end).toMatchObject({ type: "message_complete", status: "interrupted", fullContent: seen, stopReason: null })
-        expect(seen.length).toBeGreaterThan(0)
+        expect(seen).toBe(numberedChunks(3).join(""))
         expect(seen.length).toBeLessThan(text.length)
         expect(expectExactView(answerEvents(a, id), { resumed: false, messageId: id }).text).toBe(seen)
         const endB = yield* b.untilComplete(id, 30_000)
@@ -241,13 +259,16 @@ describe("graceful shutdown (SIGTERM)", () => {
 
   it.scopedLive("SIGTERM with a short answer in flight: it completes normally before the process exits 0", () =>
     Effect.gen(function* () {
-      const { fake, text } = yield* fakeAnswering(10, 100) // about 1 s: well within the grace
+      // Held after 1 chunk until draining has started: the answer is surely in flight at SIGTERM.
+      const { fake, text, resume } = yield* fakeAnswering(10, 1)
       const database = yield* freshDatabase
       const sql = yield* directSql(database)
       const service = yield* start(serviceEnv(database, fake.url, { SHUTDOWN_GRACE_SECONDS: "20" }))
       const { client: a, messageId } = yield* answerStarted(service, "Something short", "Short")
       yield* seenChunk(a, messageId, 1)
       service.signal("SIGTERM")
+      yield* awaitLine(service, (line) => line.includes("shutting down: draining"))
+      resume.open()
 
       const end = yield* a.untilComplete(messageId, 30_000)
       expect(end.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text, stopReason: "end_turn" })
@@ -287,7 +308,7 @@ describe("graceful shutdown (SIGTERM)", () => {
         const sql = yield* directSql(database)
 
         service.signal("SIGTERM")
-        yield* drainingStarted(service)
+        yield* awaitLine(service, (line) => line.includes("shutting down: draining"))
         proxy.resume()
         expect(yield* awaitExit(service, 45_000)).toStrictEqual({ code: 0, signal: null })
         expect(

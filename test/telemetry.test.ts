@@ -71,15 +71,42 @@ describe("telemetry", () => {
       expect(requestQueries.length).toBeGreaterThan(0)
     }))
 
-  it.scoped("exports nothing and needs no receiver when the endpoint is unset", () =>
+  it.scoped("exports nothing when OTEL_EXPORTER_OTLP_ENDPOINT is unset, even with a receiver's URL everywhere else", () =>
     Effect.gen(function* () {
       const receiver = yield* OtlpReceiver
+      const fake = yield* FakeAnthropicScoped
+      // The receiver's URL where an OpenTelemetry SDK installed by mistake would find it: the
+      // standard per-signal variables, in the service's configuration and in this process's
+      // environment (which the SDK's exporters read). Only the variable the service
+      // documents is left unset, so spans can reach the receiver only if that gate is broken.
+      const tracesUrl = `${receiver.url}/v1/traces`
+      const previous = process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = tracesUrl
+        }),
+        () =>
+          Effect.sync(() => {
+            if (previous === undefined) delete process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+            else process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = previous
+          })
+      )
+      expect(process.env["OTEL_EXPORTER_OTLP_ENDPOINT"]).toBeUndefined()
       yield* Effect.scoped(
         Effect.gen(function* () {
-          const app = yield* startTestApp()
-          yield* createProject(app.url)
+          const app = yield* startTestApp({
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: tracesUrl,
+            OTEL_SERVICE_NAME: "go-chat-untraced",
+            CLAUDE_API_KEY: "sk-ant-test-key",
+            CLAUDE_BASE_URL: fake.url
+          })
+          const project = yield* createProject(app.url)
+          // The same work as the test above, which does export spans: requests, an answer, SQL.
+          yield* chatTurn(app.wsUrl, project.id)
         })
       )
+      expect(fake.requests.length).toBeGreaterThan(0)
       expect(receiver.spans).toEqual([])
+      expect(receiver.exports).toBe(0)
     }))
 })

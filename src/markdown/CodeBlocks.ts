@@ -118,16 +118,18 @@ const toCodeBlock = (token: Token, text: string, lines: LineTable): CodeBlock | 
   // dropping the block is safer than reporting wrong offsets.
   if (startIndex === undefined || lastLineEnd === undefined) return null
   // An unclosed fence at the end of the document also owns the text's final
-  // line break(s), as documented on CodeBlock.endIndex.
+  // line break(s), as documented on CodeBlock.endIndex — and any blank lines
+  // after its body, which markdown-it leaves out of its line map.
   const runsToEndOfText =
-    endLineExclusive === lines.starts.length && !hasClosingFence(token, [openLine, endLineExclusive])
+    !hasClosingFence(token, [openLine, endLineExclusive]) &&
+    (endLineExclusive === lines.starts.length || text.slice(lastLineEnd).trim() === "")
   return new CodeBlock({
     language: languageOf(token.info),
     code: token.content,
     startIndex,
     endIndex: runsToEndOfText ? text.length : lastLineEnd,
     startLine: openLine + 1,
-    endLine: endLineExclusive
+    endLine: runsToEndOfText ? Math.max(endLineExclusive, lines.starts.length) : endLineExclusive
   })
 }
 

@@ -110,7 +110,7 @@ export const eventually = <A>(
   describe: string,
   effect: Effect.Effect<A>,
   check: (value: A) => boolean,
-  timeoutMs = 10_000
+  timeoutMs = 20_000
 ): Effect.Effect<A> =>
   Effect.gen(function* () {
     const deadline = Date.now() + timeoutMs
@@ -123,7 +123,7 @@ export const eventually = <A>(
   })
 
 /** Waits until the fake has no SSE response open (e.g. after the service aborted one). */
-export const fakeIdle = (fake: FakeRouter, timeoutMs = 10_000) =>
+export const fakeIdle = (fake: FakeRouter, timeoutMs = 20_000) =>
   Effect.promise(() => fake.fake.idle()).pipe(
     Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new Error("the fake still has a stream open") }),
     Effect.orDie

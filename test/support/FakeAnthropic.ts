@@ -9,7 +9,6 @@
  *   tsx test/support/FakeAnthropic.ts --port 0 --chunks 250 --chunk-delay-ms 40 [--timestamp-chunks]
  * prints `{"url":"http://127.0.0.1:PORT"}` on stdout and exits on SIGTERM/SIGINT.
  */
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -18,22 +17,37 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Effect } from "effect";
+import {
+  type ApiErrorType,
+  type ApiRefusal,
+  assignRequestId,
+  checkRequest,
+  errorBody,
+  flattenHeaders,
+  type MessageParam,
+  type MessagesRequestBody,
+  parseJson,
+  randomId,
+  readBody,
+  sendJson,
+  sendRefusal,
+} from "./MessagesApiRules.js";
+
+export type { ApiErrorType, MessagesRequestBody } from "./MessagesApiRules.js";
+export { KNOWN_MODELS, PREFILL_MESSAGE } from "./MessagesApiRules.js";
 
 // ---------------------------------------------------------------------------
 // Public types
 // ---------------------------------------------------------------------------
 
-export type ApiErrorType =
-  | "invalid_request_error"
-  | "authentication_error"
-  | "permission_error"
-  | "not_found_error"
-  | "request_too_large"
-  | "rate_limit_error"
-  | "api_error"
-  | "overloaded_error";
-
-export type FakeStopReason = "end_turn" | "max_tokens";
+/** Every `stop_reason` the real API sends for a finished answer. */
+export type FakeStopReason =
+  | "end_turn"
+  | "max_tokens"
+  | "stop_sequence"
+  | "refusal"
+  | "pause_turn"
+  | "model_context_window_exceeded";
 
 /** Options shared by every reply that streams text chunks. */
 export interface ChunkScript {
@@ -49,14 +63,32 @@ export interface ChunkScript {
   readonly timestampChunks?: boolean;
   /** `usage.input_tokens`; default: a rough estimate from the request (chars / 4). */
   readonly inputTokens?: number;
+  /**
+   * Holds the answer after this many chunks (0: before the first) until `resume` settles:
+   * the test decides when the rest comes, instead of racing a timer. A non-streamed
+   * request is held before it is answered.
+   */
+  readonly pauseAfter?: number;
+  /** What a paused answer waits for (see {@link gate}). */
+  readonly resume?: Promise<unknown>;
+  /** A `ping` event after every this many chunks, as the real API sends during long answers. Default 5. */
+  readonly pingEvery?: number;
 }
 
 export interface TextReply extends ChunkScript {
   readonly kind: "text";
   /** Default `end_turn`. */
   readonly stopReason?: FakeStopReason;
+  /** `stop_sequence` when the stop reason is `stop_sequence`. Default `"\n\nHuman:"`. */
+  readonly stopSequence?: string;
   /** `usage.output_tokens` in `message_delta`; default: number of chunks. */
   readonly outputTokens?: number;
+  /** `usage.cache_creation_input_tokens`. Default 0. */
+  readonly cacheCreationInputTokens?: number;
+  /** `usage.cache_read_input_tokens`. Default 0. */
+  readonly cacheReadInputTokens?: number;
+  /** Text deltas of a second text content block (index 1) after the first one. */
+  readonly secondBlock?: ReadonlyArray<string>;
 }
 
 export interface HttpErrorReply {
@@ -102,20 +134,7 @@ export type FakeReply =
   | StallReply
   | FunctionReply;
 
-export interface FakeMessageParam {
-  readonly role: "user" | "assistant";
-  readonly content: string | ReadonlyArray<Readonly<Record<string, unknown>>>;
-}
-
-/** A request body that passed validation. */
-export interface MessagesRequestBody {
-  readonly model: string;
-  readonly max_tokens: number;
-  readonly messages: ReadonlyArray<FakeMessageParam>;
-  readonly stream: boolean;
-  /** The whole parsed body, including fields the fake does not interpret (`system`, …). */
-  readonly raw: Readonly<Record<string, unknown>>;
-}
+export type FakeMessageParam = MessageParam;
 
 export interface RecordedRequest {
   readonly method: string;
@@ -132,6 +151,8 @@ export interface FakeAnthropic {
   /** Base URL for the SDK, e.g. `http://127.0.0.1:PORT`. */
   readonly url: string;
   readonly requests: ReadonlyArray<RecordedRequest>;
+  /** Requests refused by the real API's checks (a service bug unless the test sent them on purpose). */
+  readonly rejections: ReadonlyArray<Rejection>;
   /** The next valid requests get these replies in order; then the default reply is used. */
   enqueue(...replies: ReadonlyArray<FakeReply>): void;
   setDefault(reply: FakeReply): void;
@@ -145,12 +166,31 @@ export interface FakeAnthropic {
   close(): Promise<void>;
 }
 
+export interface Rejection {
+  readonly request: RecordedRequest;
+  readonly refusal: ApiRefusal;
+}
+
 export interface FakeAnthropicOptions {
   /** Default 0 (a random free port). */
   readonly port?: number;
   /** Reply used when the queue is empty. */
   readonly defaultReply?: FakeReply;
 }
+
+/** A promise the test settles when it wants a paused answer to go on. */
+export interface Gate {
+  readonly promise: Promise<void>;
+  readonly open: () => void;
+}
+
+export const gate = (): Gate => {
+  let open: () => void = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+};
 
 /** Matches one chunk send-time marker; group 1 is the epoch-ms value. */
 export const TIMESTAMP_MARKER = /⟦t=(\d+\.\d{3})⟧/;
@@ -164,158 +204,19 @@ export const DEFAULT_REPLY: TextReply = {
 // Wire helpers
 // ---------------------------------------------------------------------------
 
-const STATUS_BY_ERROR_TYPE: Readonly<Record<ApiErrorType, number>> = {
-  invalid_request_error: 400,
-  authentication_error: 401,
-  permission_error: 403,
-  not_found_error: 404,
-  request_too_large: 413,
-  rate_limit_error: 429,
-  api_error: 500,
-  overloaded_error: 529,
-};
-
-const randomId = (prefix: string): string => `${prefix}${randomBytes(12).toString("hex")}`;
-
 const preciseNow = (): number => performance.timeOrigin + performance.now();
-
-const errorBody = (type: ApiErrorType, message: string) => ({ type: "error", error: { type, message } });
 
 const sseEvent = (event: string, data: unknown): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
-const sendJson = (
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  extraHeaders: Readonly<Record<string, string>> = {},
-): void => {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(payload),
-    ...extraHeaders,
-  });
-  res.end(payload);
-};
-
 const sendError = (res: http.ServerResponse, reply: HttpErrorReply): void => {
-  const status = reply.status ?? STATUS_BY_ERROR_TYPE[reply.errorType];
   const headers: Record<string, string> =
     reply.retryAfterSeconds === undefined ? {} : { "retry-after": String(reply.retryAfterSeconds) };
-  sendJson(res, status, errorBody(reply.errorType, reply.message ?? defaultErrorMessage(reply.errorType)), headers);
+  const refusal: ApiRefusal = { errorType: reply.errorType, message: reply.message ?? defaultErrorMessage(reply.errorType) };
+  sendRefusal(res, refusal, { ...(reply.status === undefined ? {} : { status: reply.status }), headers });
 };
 
 const defaultErrorMessage = (type: ApiErrorType): string =>
   type === "overloaded_error" ? "Overloaded" : type.replace(/_/g, " ");
-
-const flattenHeaders = (headers: http.IncomingHttpHeaders): Record<string, string> => {
-  const flat: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return flat;
-};
-
-const readBody = async (req: http.IncomingMessage): Promise<string> => {
-  const parts: Array<Buffer> = [];
-  for await (const part of req) parts.push(part as Buffer);
-  return Buffer.concat(parts).toString("utf8");
-};
-
-const parseJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-};
-
-// ---------------------------------------------------------------------------
-// Validation (mirrors the real API's 400 messages)
-// ---------------------------------------------------------------------------
-
-type Validated = { readonly ok: true; readonly body: MessagesRequestBody } | { readonly ok: false; readonly message: string };
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u);
-
-/** Empty string, empty block list, or a text block with empty text: the real API rejects all of them. */
-const isEmptyContent = (content: unknown): boolean => {
-  if (typeof content === "string") return content.length === 0;
-  if (!Array.isArray(content)) return true;
-  if (content.length === 0) return true;
-  return content.some((block) => isRecord(block) && block["type"] === "text" && block["text"] === "");
-};
-
-const validateMessages = (messages: unknown): string | undefined => {
-  if (!Array.isArray(messages)) return "messages: Input should be a valid list";
-  if (messages.length === 0) return "messages: at least one message is required";
-  let previousRole: unknown = undefined;
-  for (const [i, message] of messages.entries()) {
-    if (!isRecord(message)) return `messages.${i}: Input should be a valid dictionary`;
-    const role = message["role"];
-    if (role !== "user" && role !== "assistant") return `messages.${i}.role: Input should be 'user' or 'assistant'`;
-    if (i === 0 && role !== "user") return 'messages: first message must use the "user" role';
-    if (role === previousRole) {
-      return `messages: roles must alternate between "user" and "assistant", but found multiple "${role}" roles in a row`;
-    }
-    const content = message["content"];
-    if (typeof content !== "string" && !Array.isArray(content)) return `messages.${i}.content: Input should be a valid list`;
-    if (isEmptyContent(content)) return `messages.${i}: all messages must have non-empty content`;
-    previousRole = role;
-  }
-  return undefined;
-};
-
-const validateBody = (body: unknown): Validated => {
-  if (!isRecord(body)) return { ok: false, message: "Request body must be a JSON object" };
-  const model = body["model"];
-  const maxTokens = body["max_tokens"];
-  if (typeof model !== "string" || model.length === 0) return { ok: false, message: "model: Field required" };
-  if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
-    return { ok: false, message: "max_tokens: Field required" };
-  }
-  if (!("messages" in body)) return { ok: false, message: "messages: Field required" };
-  const problem = validateMessages(body["messages"]);
-  if (problem !== undefined) return { ok: false, message: problem };
-  return {
-    ok: true,
-    body: {
-      model,
-      max_tokens: maxTokens,
-      messages: body["messages"] as ReadonlyArray<FakeMessageParam>,
-      stream: body["stream"] === true,
-      raw: body,
-    },
-  };
-};
-
-/**
- * SDK 1.x sends the API key as `Authorization: Bearer <key>`, older clients as `x-api-key`:
- * the real API takes either, so the fake does too.
- */
-const hasCredentials = (headers: Readonly<Record<string, string>>): boolean =>
-  Boolean(headers["x-api-key"]) || /^Bearer \S+/.test(headers["authorization"] ?? "");
-
-type Checked =
-  | { readonly ok: true; readonly body: MessagesRequestBody }
-  | { readonly ok: false; readonly error: HttpErrorReply };
-
-/** The checks the real API makes before it runs the model, in its order: route, auth, body. */
-const checkRequest = (request: RecordedRequest): Checked => {
-  const refuse = (errorType: ApiErrorType, message: string): Checked => ({
-    ok: false,
-    error: { kind: "httpError", errorType, message },
-  });
-  if (request.method !== "POST" || request.path.split("?")[0] !== "/v1/messages") {
-    return refuse("not_found_error", "Not Found");
-  }
-  if (!hasCredentials(request.headers)) return refuse("authentication_error", "x-api-key header is required");
-  if (!request.headers["anthropic-version"]) {
-    return refuse("authentication_error", "anthropic-version header is required");
-  }
-  const validated = validateBody(request.body);
-  return validated.ok ? validated : refuse("invalid_request_error", validated.message);
-};
 
 const isAbortError = (error: unknown): boolean => error instanceof Error && error.name === "AbortError";
 
@@ -340,16 +241,41 @@ interface StreamContext {
 const chunkText = (script: ChunkScript, text: string): string =>
   script.timestampChunks === true ? `⟦t=${preciseNow().toFixed(3)}⟧${text}` : text;
 
-const messageShell = (body: MessagesRequestBody, inputTokens: number) => ({
+const startUsage = (reply: ContentReply, inputTokens: number) => ({
+  input_tokens: inputTokens,
+  cache_creation_input_tokens: reply.kind === "text" ? (reply.cacheCreationInputTokens ?? 0) : 0,
+  cache_read_input_tokens: reply.kind === "text" ? (reply.cacheReadInputTokens ?? 0) : 0,
+  output_tokens: 1,
+});
+
+const messageShell = (body: MessagesRequestBody, reply: ContentReply, inputTokens: number) => ({
   id: randomId("msg_"),
   type: "message",
   role: "assistant",
   model: body.model,
   content: [] as Array<unknown>,
   stop_reason: null as string | null,
-  stop_sequence: null,
-  usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+  stop_sequence: null as string | null,
+  usage: startUsage(reply, inputTokens),
 });
+
+const stopOf = (reply: TextReply) => {
+  const reason = reply.stopReason ?? "end_turn";
+  return { stop_reason: reason, stop_sequence: reason === "stop_sequence" ? (reply.stopSequence ?? "\n\nHuman:") : null };
+};
+
+/** Waits (abortably) until the test releases a paused answer. */
+const awaitResume = (ctx: StreamContext, resume: Promise<unknown> | undefined): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    if (resume === undefined) return resolve();
+    if (ctx.signal.aborted) return reject(ctx.signal.reason);
+    const onAbort = (): void => reject(ctx.signal.reason);
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    void resume.then(() => {
+      ctx.signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
 
 /**
  * Writes and waits until the data is handed to the socket: this is backpressure for benchmarks,
@@ -366,26 +292,57 @@ const write = (ctx: StreamContext, text: string): Promise<void> =>
     });
   });
 
+const ping = (ctx: StreamContext) => write(ctx, sseEvent("ping", { type: "ping" }));
+
+/** One content block's deltas, with pings in between and the pause where the script asks for it. */
+const streamBlock = async (
+  ctx: StreamContext,
+  reply: ContentReply,
+  index: number,
+  chunks: ReadonlyArray<string>,
+  pauseAfter: number | undefined,
+): Promise<void> => {
+  const pingEvery = reply.pingEvery ?? 5;
+  for (const [i, chunk] of chunks.entries()) {
+    if (i === pauseAfter) {
+      await awaitResume(ctx, reply.resume);
+      // A long silence on the real API is filled with pings.
+      await ping(ctx);
+    }
+    if ((reply.chunkDelayMs ?? 0) > 0) await sleep(reply.chunkDelayMs, undefined, { signal: ctx.signal });
+    if (i > 0 && i % pingEvery === 0) await ping(ctx);
+    const delta = { type: "text_delta", text: chunkText(reply, chunk) };
+    await write(ctx, sseEvent("content_block_delta", { type: "content_block_delta", index, delta }));
+  }
+  if (pauseAfter !== undefined && pauseAfter >= chunks.length) await awaitResume(ctx, reply.resume);
+};
+
 const streamChunks = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
   const inputTokens = reply.inputTokens ?? estimateInputTokens(body);
-  await write(ctx, sseEvent("message_start", { type: "message_start", message: messageShell(body, inputTokens) }));
+  await write(ctx, sseEvent("message_start", { type: "message_start", message: messageShell(body, reply, inputTokens) }));
   await write(
     ctx,
     sseEvent("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
   );
-  await write(ctx, sseEvent("ping", { type: "ping" }));
-  for (const chunk of reply.chunks) {
-    if ((reply.chunkDelayMs ?? 0) > 0) await sleep(reply.chunkDelayMs, undefined, { signal: ctx.signal });
-    const delta = { type: "text_delta", text: chunkText(reply, chunk) };
-    await write(ctx, sseEvent("content_block_delta", { type: "content_block_delta", index: 0, delta }));
-  }
+  await ping(ctx);
+  await streamBlock(ctx, reply, 0, reply.chunks, reply.pauseAfter);
 };
 
-const finishStream = async (ctx: StreamContext, reply: TextReply): Promise<void> => {
+const finishStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: TextReply): Promise<void> => {
   await write(ctx, sseEvent("content_block_stop", { type: "content_block_stop", index: 0 }));
-  const delta = { stop_reason: reply.stopReason ?? "end_turn", stop_sequence: null };
-  const usage = { output_tokens: reply.outputTokens ?? reply.chunks.length };
-  await write(ctx, sseEvent("message_delta", { type: "message_delta", delta, usage }));
+  if (reply.secondBlock !== undefined) {
+    await write(
+      ctx,
+      sseEvent("content_block_start", { type: "content_block_start", index: 1, content_block: { type: "text", text: "" } }),
+    );
+    await streamBlock(ctx, reply, 1, reply.secondBlock, undefined);
+    await write(ctx, sseEvent("content_block_stop", { type: "content_block_stop", index: 1 }));
+  }
+  const usage = {
+    ...startUsage(reply, reply.inputTokens ?? estimateInputTokens(body)),
+    output_tokens: reply.outputTokens ?? reply.chunks.length + (reply.secondBlock?.length ?? 0),
+  };
+  await write(ctx, sseEvent("message_delta", { type: "message_delta", delta: stopOf(reply), usage }));
   await write(ctx, sseEvent("message_stop", { type: "message_stop" }));
   ctx.res.end();
 };
@@ -402,10 +359,11 @@ const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: C
   await streamChunks(ctx, body, reply);
   switch (reply.kind) {
     case "text":
-      return finishStream(ctx, reply);
+      return finishStream(ctx, body, reply);
     case "midStreamError": {
       const type = reply.errorType ?? "overloaded_error";
-      await write(ctx, sseEvent("error", errorBody(type, reply.message ?? defaultErrorMessage(type))));
+      const requestId = String(ctx.res.getHeader("request-id") ?? "");
+      await write(ctx, sseEvent("error", errorBody(type, reply.message ?? defaultErrorMessage(type), requestId)));
       ctx.res.end();
       return;
     }
@@ -417,17 +375,19 @@ const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: C
 
 /** Non-streaming request: one JSON Message (content replies without an end become errors/cuts). */
 const runNonStreaming = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
+  if (reply.pauseAfter !== undefined) await awaitResume(ctx, reply.resume);
   switch (reply.kind) {
     case "text": {
       // Take as long as the stream would have, so callers see a realistic latency.
       const totalDelayMs = (reply.chunkDelayMs ?? 0) * reply.chunks.length;
       if (totalDelayMs > 0) await sleep(totalDelayMs, undefined, { signal: ctx.signal });
-      const message = messageShell(body, reply.inputTokens ?? estimateInputTokens(body));
+      const message = messageShell(body, reply, reply.inputTokens ?? estimateInputTokens(body));
       const text = reply.chunks.map((chunk) => chunkText(reply, chunk)).join("");
+      const second = reply.secondBlock === undefined ? [] : [{ type: "text", text: reply.secondBlock.join("") }];
       sendJson(ctx.res, 200, {
         ...message,
-        content: [{ type: "text", text }],
-        stop_reason: reply.stopReason ?? "end_turn",
+        content: [{ type: "text", text }, ...second],
+        ...stopOf(reply),
         usage: { ...message.usage, output_tokens: reply.outputTokens ?? reply.chunks.length },
       });
       return;
@@ -460,6 +420,7 @@ const resolveReply = (reply: FakeReply, body: MessagesRequestBody, request: Reco
 
 export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Promise<FakeAnthropic> => {
   const requests: Array<RecordedRequest> = [];
+  const rejections: Array<Rejection> = [];
   const queue: Array<FakeReply> = [];
   let defaultReply: FakeReply = options.defaultReply ?? DEFAULT_REPLY;
   let openStreams = 0;
@@ -509,11 +470,12 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
     const headers = flattenHeaders(req.headers);
     const request: RecordedRequest = { method: req.method ?? "", path: req.url ?? "", headers, body, receivedAt };
     requests.push(request);
-    res.setHeader("request-id", randomId("req_"));
+    assignRequestId(res);
 
     const checked = checkRequest(request);
     if (!checked.ok) {
-      sendError(res, checked.error);
+      rejections.push({ request, refusal: checked.refusal });
+      sendRefusal(res, checked.refusal);
       return;
     }
 
@@ -546,6 +508,7 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    rejections,
     enqueue: (...replies) => {
       queue.push(...replies);
     },
@@ -568,10 +531,20 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
   };
 };
 
-/** Scoped fake: started on acquire, closed when the scope closes. */
+/** Fails (as a defect) if the fake refused any request: every request the service makes must be valid. */
+export const expectNoRejections = (rejections: ReadonlyArray<Rejection>): Effect.Effect<void> =>
+  rejections.length === 0
+    ? Effect.void
+    : Effect.dieMessage(
+        `the fake Messages API refused ${rejections.length} request(s) the real API would refuse too: ${JSON.stringify(
+          rejections.map((r) => ({ refusal: r.refusal, body: r.request.body })),
+        ).slice(0, 2000)}`,
+      );
+
+/** Scoped fake: started on acquire; closed when the scope closes, failing the test if it refused a request. */
 export const FakeAnthropicScoped = Effect.acquireRelease(
   Effect.promise(() => startFakeAnthropic()),
-  (fake) => Effect.promise(() => fake.close()),
+  (fake) => Effect.zipRight(Effect.promise(() => fake.close()), expectNoRejections(fake.rejections)),
 );
 
 // ---------------------------------------------------------------------------
@@ -596,6 +569,8 @@ const runCli = async (): Promise<void> => {
       chunks: Array.from({ length: count }, () => values["chunk-text"]),
       chunkDelayMs: Number(values["chunk-delay-ms"]),
       timestampChunks: values["timestamp-chunks"],
+      // Benchmarks compare against earlier runs: only the ping after content_block_start, as before.
+      pingEvery: Number.MAX_SAFE_INTEGER,
     },
   });
   process.stdout.write(`${JSON.stringify({ url: fake.url })}\n`);

@@ -10,6 +10,7 @@ import {
   type FakeAnthropic,
   type FakeReply,
   type MessagesRequestBody,
+  expectNoRejections,
   type RecordedRequest,
   startFakeAnthropic
 } from "./FakeAnthropic.js"
@@ -68,9 +69,12 @@ export const routeFake = (fake: FakeAnthropic, title: FakeReply = { kind: "text"
   }
 }
 
-/** A fake with a router, closed when the scope closes. */
+/**
+ * A fake with a router, closed when the scope closes. The test fails if the fake refused a
+ * request the service made (a context the real API would refuse too).
+ */
 export const FakeRouterScoped = (title?: FakeReply) =>
   Effect.acquireRelease(
     Effect.promise(() => startFakeAnthropic()),
-    (fake) => Effect.promise(() => fake.close())
+    (fake) => Effect.zipRight(Effect.promise(() => fake.close()), expectNoRejections(fake.rejections))
   ).pipe(Effect.map((fake) => routeFake(fake, title)))

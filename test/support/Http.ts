@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import * as Http from "node:http"
 
 /** Generous upper bound so that a hung server fails the test instead of the run. */
-export const LIVENESS_TIMEOUT_MS = 10_000
+export const LIVENESS_TIMEOUT_MS = 20_000
 
 export interface HttpAnswer {
   readonly status: number

@@ -35,9 +35,17 @@ const valueOf = (value: OtlpValue): string | number | boolean =>
 
 /** A local OTLP/HTTP trace receiver on 127.0.0.1: collects every exported span. */
 export const OtlpReceiver = Effect.acquireRelease(
-  Effect.async<{ readonly url: string; readonly spans: Array<ReceivedSpan>; readonly server: http.Server }>((resume) => {
+  Effect.async<{
+    readonly url: string
+    readonly spans: Array<ReceivedSpan>
+    /** Requests received on any path (an export to an unexpected path counts too). */
+    readonly exports: number
+    readonly server: http.Server
+  }>((resume) => {
     const spans: Array<ReceivedSpan> = []
+    let exports = 0
     const server = http.createServer((request, response) => {
+      exports++
       let body = ""
       request.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")))
       request.on("end", () => {
@@ -62,7 +70,16 @@ export const OtlpReceiver = Effect.acquireRelease(
     })
     server.listen(0, "127.0.0.1", () => {
       const { port } = server.address() as AddressInfo
-      resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, spans, server }))
+      resume(
+        Effect.succeed({
+          url: `http://127.0.0.1:${port}`,
+          spans,
+          get exports() {
+            return exports
+          },
+          server
+        })
+      )
     })
   }),
   ({ server }) => Effect.promise(() => new Promise<void>((done) => server.close(() => done())))

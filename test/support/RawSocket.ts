@@ -84,6 +84,29 @@ export class RawSocket {
     })
   }
 
+  /** Resolves once an event satisfies `predicate`; rejects on close or after `timeoutMs` (liveness only). */
+  awaitEvent(predicate: (event: ServerEvent) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(check)
+        reject(new Error(`no ${what} within ${timeoutMs} ms; last frames:\n  ${this.frames.slice(-5).join("\n  ")}`))
+      }, timeoutMs)
+      const check = () => {
+        if (this.events.some(predicate)) {
+          clearTimeout(timer)
+          this.waiters.delete(check)
+          resolve()
+        } else if (this.closeCode !== undefined) {
+          clearTimeout(timer)
+          this.waiters.delete(check)
+          reject(new Error(`the connection closed (${this.closeCode}) while waiting for ${what}`))
+        }
+      }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.ws.readyState === WebSocket.CLOSED) return resolve()

@@ -144,11 +144,23 @@ const stop = async (service: ServiceProcess, how: "kill" | "terminate"): Promise
   await service.exited
 }
 
-/** Starts the service without waiting for it; it is stopped (if still running) when the scope closes. */
+/**
+ * The process's output through `console`, so that it belongs to the running test: with
+ * Vitest's `silent: "passed-only"` it is printed only when that test fails.
+ */
+const logOutput = (service: ServiceProcess): void => {
+  const exit = service.hasExited() ? "" : " (still running)"
+  console.log(`--- service process on port ${service.port}${exit}: stdout and stderr ---\n${service.output()}--- end of service output ---`)
+}
+
+/**
+ * Starts the service without waiting for it; it is stopped (if still running) when the scope
+ * closes, and its output is logged then (shown only if the test failed).
+ */
 export const spawnService = (env: Record<string, string>, options: SpawnOptions = {}) =>
   Effect.acquireRelease(
     Effect.promise(() => launch(env, options.entry ?? "source")),
-    (service) => Effect.promise(() => stop(service, options.stop ?? "kill"))
+    (service) => Effect.promise(() => stop(service, options.stop ?? "kill")).pipe(Effect.ensuring(Effect.sync(() => logOutput(service))))
   )
 
 /**
@@ -178,14 +190,14 @@ export const spawnHealthyService = (env: Record<string, string>, options: SpawnO
   Effect.tap(spawnService(env, options), (service) => awaitHealthy(service, options.readyTimeoutMs ?? 60_000))
 
 /** Waits for the exit, failing the test (with the output) if it takes longer than `limitMs`. */
-export const awaitExit = (service: ServiceProcess, limitMs = 30_000): Effect.Effect<ProcessExit> =>
+export const awaitExit = (service: ServiceProcess, limitMs = 60_000): Effect.Effect<ProcessExit> =>
   Effect.promise(async () => {
     if (!(await exitsWithin(service, limitMs))) throw new Error(`the service did not exit within ${limitMs} ms${describeOutput(service)}`)
     return service.exited
   })
 
 /** Resolves once a stdout line satisfies `predicate`; fails after `limitMs` or if the process exits first. */
-export const awaitLine = (service: ServiceProcess, predicate: (line: string) => boolean, limitMs = 20_000) =>
+export const awaitLine = (service: ServiceProcess, predicate: (line: string) => boolean, limitMs = 30_000) =>
   Effect.promise(async () => {
     const deadline = Date.now() + limitMs
     for (;;) {

@@ -5,18 +5,30 @@
  * timed script. Non-streamed requests (titles) are answered at once with a short text.
  *
  * Speaks the same SSE sequence as the real API (message_start, content_block_start, ping,
- * deltas, content_block_stop, message_delta, message_stop) on 127.0.0.1 only.
+ * deltas, content_block_stop, message_delta, message_stop) on 127.0.0.1 only, and refuses
+ * requests exactly as FakeAnthropic does (the shared MessagesApiRules).
  */
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import {
+  type ApiRefusal,
+  assignRequestId,
+  checkRequest,
+  flattenHeaders,
+  parseJson,
+  randomId,
+  readBody,
+  sendRefusal
+} from "./MessagesApiRules.js"
 
 export interface SteppedStream {
   /** The parsed request body. */
   readonly body: Readonly<Record<string, unknown>>
   /** Sends one text delta; resolves once it is handed to the socket. */
   readonly emit: (text: string) => Promise<void>
+  /** Sends a `ping` event, as the real API does during long answers. */
+  readonly ping: () => Promise<void>
   /** Ends the answer normally. */
   readonly finish: (stopReason?: string) => Promise<void>
   /** True once the client closed the response before `finish`. */
@@ -27,36 +39,38 @@ export interface SteppedAnthropic {
   readonly url: string
   /** Bodies of every request, in arrival order. */
   readonly requests: ReadonlyArray<Readonly<Record<string, unknown>>>
+  /** Requests refused by the real API's checks, with the refusal. */
+  readonly rejections: ReadonlyArray<{ readonly body: unknown; readonly refusal: ApiRefusal }>
   /** The next streamed request (resolves at once if one is already waiting). */
   readonly nextStream: () => Promise<SteppedStream>
   readonly close: () => Promise<void>
 }
 
 const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
-const id = (prefix: string) => `${prefix}${randomBytes(12).toString("hex")}`
 
 export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
   const requests: Array<Record<string, unknown>> = []
+  const rejections: Array<{ readonly body: unknown; readonly refusal: ApiRefusal }> = []
   const ready: Array<SteppedStream> = []
   const waiting: Array<(stream: SteppedStream) => void> = []
 
-  const server = http.createServer((req, res) => {
-    const parts: Array<Buffer> = []
-    req.on("data", (part: Buffer) => parts.push(part))
-    req.on("end", () => {
-      let body: Record<string, unknown> = {}
-      try {
-        body = JSON.parse(Buffer.concat(parts).toString("utf8")) as Record<string, unknown>
-      } catch {
-        body = {}
-      }
-      requests.push(body)
-      res.setHeader("request-id", id("req_"))
-      const model = typeof body["model"] === "string" ? body["model"] : "claude-test"
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const parsed = parseJson(await readBody(req))
+    requests.push(typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {})
+    assignRequestId(res)
+    const checked = checkRequest({ method: req.method ?? "", path: req.url ?? "", headers: flattenHeaders(req.headers), body: parsed })
+    if (!checked.ok) {
+      rejections.push({ body: parsed, refusal: checked.refusal })
+      sendRefusal(res, checked.refusal)
+      return
+    }
+    {
+      const body = checked.body.raw
+      const model = checked.body.model
       const usage = { input_tokens: 10, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 }
-      if (body["stream"] !== true) {
+      if (!checked.body.stream) {
         const payload = JSON.stringify({
-          id: id("msg_"), type: "message", role: "assistant", model,
+          id: randomId("msg_"), type: "message", role: "assistant", model,
           content: [{ type: "text", text: "Stepped Title" }],
           stop_reason: "end_turn", stop_sequence: null, usage
         })
@@ -77,13 +91,14 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" })
       res.write(sse("message_start", {
         type: "message_start",
-        message: { id: id("msg_"), type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage }
+        message: { id: randomId("msg_"), type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage }
       }))
       res.write(sse("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }))
       res.write(sse("ping", { type: "ping" }))
       let deltas = 0
       const stream: SteppedStream = {
         body,
+        ping: () => write(sse("ping", { type: "ping" })),
         emit: (text) => {
           deltas++
           return write(sse("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }))
@@ -93,7 +108,7 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
           await write(sse("message_delta", {
             type: "message_delta",
             delta: { stop_reason: stopReason, stop_sequence: null },
-            usage: { output_tokens: deltas }
+            usage: { ...usage, output_tokens: deltas }
           }))
           finished = true
           await write(sse("message_stop", { type: "message_stop" }))
@@ -104,7 +119,11 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
       const waiter = waiting.shift()
       if (waiter !== undefined) waiter(stream)
       else ready.push(stream)
-    })
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy())
   })
   server.listen(0, "127.0.0.1")
   await new Promise<void>((resolve, reject) => {
@@ -115,6 +134,7 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    rejections,
     nextStream: () => {
       const stream = ready.shift()
       return stream !== undefined ? Promise.resolve(stream) : new Promise((resolve) => waiting.push(resolve))
@@ -127,7 +147,14 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
   }
 }
 
+/** Started on acquire; closed when the scope closes, failing the test if it refused a request the service made. */
 export const SteppedAnthropicScoped = Effect.acquireRelease(
   Effect.promise(() => startSteppedAnthropic()),
-  (fake) => Effect.promise(() => fake.close())
+  (fake) =>
+    Effect.zipRight(
+      Effect.promise(() => fake.close()),
+      fake.rejections.length === 0
+        ? Effect.void
+        : Effect.dieMessage(`the stepped fake refused requests: ${JSON.stringify(fake.rejections).slice(0, 2000)}`)
+    )
 )

@@ -21,6 +21,9 @@ export interface TcpProxy {
   /** Destroys every open connection; new ones are refused or blackholed until `resume()`. */
   readonly pause: (mode?: PauseMode) => void
   readonly resume: () => void
+  /** Holds every chunk PostgreSQL sends back (in order) until `releaseReplies()`: a query that takes as long as the test wants. */
+  readonly holdReplies: () => void
+  readonly releaseReplies: () => void
   /** Delay applied to every chunk PostgreSQL sends back (order is kept). 0 turns it off. */
   readonly setDelay: (delayMs: number) => void
   /** Bytes received from clients so far (tells a test that a query has reached the proxy). */
@@ -46,6 +49,7 @@ export const startTcpProxy = async (
   let paused: PauseMode | undefined
   let delayMs = options.delayMs ?? 0
   let fromClients = 0
+  let held: Array<() => void> | undefined
   const open = new Set<Net.Socket>()
 
   const track = (socket: Net.Socket) => {
@@ -75,6 +79,12 @@ export const startTcpProxy = async (
       upstream.write(chunk)
     })
     upstream.on("data", (chunk) => {
+      if (held !== undefined) {
+        held.push(() => {
+          if (!client.destroyed) client.write(chunk)
+        })
+        return
+      }
       if (delayMs === 0) {
         client.write(chunk)
         return
@@ -112,6 +122,14 @@ export const startTcpProxy = async (
       paused = undefined
       // Blackholed connections never got an upstream; end them so their clients retry.
       for (const socket of open) if (socket.isPaused()) socket.destroy()
+    },
+    holdReplies: () => {
+      held ??= []
+    },
+    releaseReplies: () => {
+      const waiting = held ?? []
+      held = undefined
+      for (const send of waiting) send()
     },
     setDelay: (ms) => {
       delayMs = ms
