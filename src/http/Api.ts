@@ -1,6 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { Authorization } from "./Auth.js"
+import { Authorization } from "./Authorization.js"
 import { HealthReport, UnhealthyBody } from "../health/HealthReport.js"
 import { ProjectId } from "../domain/Ids.js"
 import { MessagesCursor, PageLimit, ProjectsCursor } from "../projects/Paging.js"

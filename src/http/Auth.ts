@@ -1,10 +1,10 @@
-import { HttpApiMiddleware, HttpApiSecurity, type HttpServerRequest } from "@effect/platform"
+import type { HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import { AppConfig } from "../Config.js"
 import { Unauthorized } from "../domain/Errors.js"
-import { UnauthorizedBody } from "./ErrorBodies.js"
+import { Authorization } from "./Authorization.js"
 
 /** Fixed-length digests: `timingSafeEqual` then takes the same time whatever the token's length or content. */
 const digest = (token: string): Buffer => createHash("sha256").update(token, "utf8").digest()
@@ -31,12 +31,6 @@ export class AccessToken extends Effect.Service<AccessToken>()("AccessToken", {
       })
     return { required: Option.isSome(expected), verify } as const
   })
-}) {}
-
-/** REST: `Authorization: Bearer <token>` on every /api endpoint; the OpenAPI document shows the scheme. */
-export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: UnauthorizedBody,
-  security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
 export const AuthorizationLive = Layer.effect(
