@@ -229,3 +229,44 @@ describe("backoff", () => {
     expect([1, 2, 3, 4, 5, 9].map((attempt) => backoffDelay(attempt, options, () => 0))).toEqual([50, 100, 200, 400, 500, 500])
   })
 })
+
+describe("chat connection: continue and the access token", () => {
+  it.scopedLive("continue() after a cancel: the same answer streams on to complete, continuations 1, text as stored", () =>
+    Effect.gen(function* () {
+      const { stepped, app, project, connection } = yield* steppedChat
+      const cancelled = yield* Effect.fork(nextEvent(connection, isFinished))
+      connection.send("Go on and on")
+      const first = yield* Effect.promise(() => stepped.nextStream())
+      yield* Effect.promise(() => first.emit("The first half, "))
+      const started = yield* nextEvent(connection, (event): event is Extract<ChatEvent, { _tag: "Answer" }> => event._tag === "Answer" && event.answer.text.length > 0)
+      connection.cancel(started.answer.messageId)
+      expect((yield* cancelled).answer.status).toBe("cancelled")
+      const finished = yield* Effect.fork(nextEvent(connection, isFinished))
+      connection.continue(started.answer.messageId)
+      const second = yield* Effect.promise(() => stepped.nextStream())
+      yield* Effect.promise(() => second.emit("and the second half."))
+      yield* Effect.promise(() => second.finish())
+      const done = yield* finished
+      expect(done.answer).toMatchObject({ messageId: started.answer.messageId, status: "complete", continuations: 1 })
+      expect(done.answer.text).toBe("The first half, and the second half.")
+      const rows = yield* storedMessages(app, project.id)
+      expect(rows.map((row) => [row.role, row.status, row.content])).toEqual([
+        ["user", "complete", "Go on and on"],
+        ["assistant", "complete", "The first half, and the second half."]
+      ])
+    }))
+
+  it.scopedLive("with AUTH_TOKEN set: the client's token opens REST and the chat; without it REST fails UNAUTHORIZED", () =>
+    Effect.gen(function* () {
+      const app = yield* startDemoApp({ AUTH_TOKEN: "client-s3cret" })
+      const anonymous = yield* fetchRestClient({ baseUrl: app.url })
+      const refused = yield* Effect.flip(anonymous.projects.list({ urlParams: {}, headers: {} }))
+      expect(refused).toMatchObject({ code: "UNAUTHORIZED" })
+      const client = yield* fetchRestClient({ baseUrl: app.url, token: () => "client-s3cret" })
+      const project = yield* client.projects.create({ payload: { title: "Locked" } })
+      const connection = yield* chatConnection({ baseUrl: app.url, projectId: project.id, WebSocket, token: () => "client-s3cret" })
+      const finished = yield* Effect.fork(nextEvent(connection, isFinished))
+      connection.send("Build me a todo list")
+      expect((yield* finished).answer.status).toBe("complete")
+    }))
+})
