@@ -522,7 +522,9 @@ describe("chat: heartbeat", () => {
       const closed = yield* silent.awaitClose(30_000)
       // Cut without a close handshake (the socket is terminated): 1006 on the client.
       expect(closed.code).toBe(1006)
-      expect(silent.pings).toBeGreaterThanOrEqual(2)
+      // One ping outstanding at a time (a pong counts only as the answer to it): a client that
+      // never answers gets exactly one, then is cut once WS_PONG_TIMEOUT has passed.
+      expect(silent.pings).toBe(1)
 
       // The answering client, connected as long as the silent one, outlived it by two more pings and still works.
       yield* alive.awaitPings(silent.pings + 2, 30_000)

@@ -293,9 +293,10 @@ describe("fuzz", () => {
                     if (reply.code === "BUSY") busy++
                     else validWhileIdle-- // refused for its NUL, as the oracle allows
                   } else if (reply.type === "message_start" && reply.resumed === true) {
-                    // A retried clientMessageId: acknowledged, never a new message.
+                    // A retried clientMessageId: acknowledged, never a new message (so not one of the accepted ones).
                     expect(accepted.has(reply.userMessageId), describe).toBe(true)
                     acknowledged++
+                    if (!streamingAtSend) validWhileIdle--
                   } else {
                     expect(reply.type, describe).toBe("message_start")
                     expect(replies.length, describe).toBe(1)
