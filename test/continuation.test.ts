@@ -197,9 +197,20 @@ describe("answers cut by the process, continued at the next start", () => {
           { role: "assistant", content: stored },
           { role: "user", content: CONTINUE_INSTRUCTION }
         ])
-        const logged = second.logs().find((line) => line["message"] === "continuing an answer interrupted by a restart")
+        const logged = yield* eventually(
+          "the restart logs the answer it continues",
+          Effect.sync(() => second.logs().find((line) => line["message"] === "continuing an answer interrupted by a restart")),
+          (line) => line !== undefined,
+          20_000
+        )
         expect(logged?.["messageId"], "the restart says which answer it continues").toBe(start.messageId)
-        const finished = second.logs().find((line) => line["message"] === "answer finished" && line["messageId"] === start.messageId)
+        // Logged after clients are told: wait for the line rather than race it.
+        const finished = yield* eventually(
+          "the service logs the end of the answer",
+          Effect.sync(() => second.logs().find((line) => line["message"] === "answer finished" && line["messageId"] === start.messageId)),
+          (line) => line !== undefined,
+          20_000
+        )
         expect(finished).toMatchObject({ status: "complete", continuations: 1 })
         second.signal("SIGTERM")
         expect(yield* awaitExit(second)).toStrictEqual({ code: 0, signal: null })
