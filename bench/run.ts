@@ -163,6 +163,9 @@ const startService = async (
       SHUTDOWN_GRACE_SECONDS: "3",
       CLAUDE_API_KEY: "bench-key",
       CLAUDE_BASE_URL: fakeUrl,
+      // The load is the point here: the per-instance cost caps (issue 10) would refuse it.
+      MAX_ACTIVE_ANSWERS: "100000",
+      WS_MESSAGES_PER_MINUTE: "100000",
       ...env
     },
     logFile: logFile(`service-${++serviceCount}`),
