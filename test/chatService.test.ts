@@ -40,6 +40,17 @@ const assemble = (chunks: ReadonlyArray<Received>): string => {
   return text
 }
 
+/** A new project, a subscriber connected to it, and the answer to `content` open at the scripted Claude. */
+const answering = (service: Service, content: string) =>
+  Effect.gen(function* () {
+    const projectId = yield* service.newProject
+    const sender = memorySubscriber()
+    yield* service.chat.connect(projectId, sender.subscriber)
+    yield* service.chat.send(projectId, chatMessage(content), sender.subscriber)
+    const answer = yield* service.claude.nextAnswer
+    return { projectId, sender, answer }
+  })
+
 const DELTAS = ["Here is ", "your app", ":\n\n```python\n", "print('hi')\n", "```\n", "Run it ", "with python."] as const
 const FULL = DELTAS.join("")
 
@@ -99,11 +110,7 @@ describe("Chat service", () => {
   it.scopedLive("cancel interrupts the pipeline: the upstream stream is aborted, the partial text stored cancelled", () =>
     Effect.gen(function* () {
       const service = yield* startChatService()
-      const projectId = yield* service.newProject
-      const sender = memorySubscriber()
-      yield* service.chat.connect(projectId, sender.subscriber)
-      yield* service.chat.send(projectId, chatMessage("go"), sender.subscriber)
-      const answer = yield* service.claude.nextAnswer
+      const { projectId, sender, answer } = yield* answering(service, "go")
       answer.delta("partial ")
       answer.delta("text")
       yield* sender.waitFor("message_chunk", 2)
@@ -155,11 +162,7 @@ describe("Chat service", () => {
   it.scopedLive("a failure mid-answer (no retries left) keeps the partial text, stores status error with the code, and frees the project", () =>
     Effect.gen(function* () {
       const service = yield* startChatService({ CLAUDE_STREAM_RETRIES: "0" })
-      const projectId = yield* service.newProject
-      const sender = memorySubscriber()
-      yield* service.chat.connect(projectId, sender.subscriber)
-      yield* service.chat.send(projectId, chatMessage("go"), sender.subscriber)
-      const answer = yield* service.claude.nextAnswer
+      const { projectId, sender, answer } = yield* answering(service, "go")
       answer.delta("half an ")
       yield* sender.waitFor("message_chunk")
       answer.fail("AI_OVERLOADED")
@@ -255,11 +258,7 @@ describe("Chat service", () => {
   it.scopedLive("drain lets an answer that ends within the grace period complete", () =>
     Effect.gen(function* () {
       const service = yield* startChatService()
-      const projectId = yield* service.newProject
-      const sender = memorySubscriber()
-      yield* service.chat.connect(projectId, sender.subscriber)
-      yield* service.chat.send(projectId, chatMessage("go"), sender.subscriber)
-      const answer = yield* service.claude.nextAnswer
+      const { projectId, sender, answer } = yield* answering(service, "go")
       yield* service.lifecycle.startDraining
       const refused = yield* Effect.exit(service.chat.send(projectId, chatMessage("more"), sender.subscriber))
       expect(refused).toMatchObject(Exit.fail(expect.objectContaining({ code: "SHUTTING_DOWN" })))
@@ -275,11 +274,7 @@ describe("Chat service", () => {
   it.scopedLive("drain past the grace period interrupts the answer: stored interrupted with its text, announced, sockets closed 1001", () =>
     Effect.gen(function* () {
       const service = yield* startChatService()
-      const projectId = yield* service.newProject
-      const sender = memorySubscriber()
-      yield* service.chat.connect(projectId, sender.subscriber)
-      yield* service.chat.send(projectId, chatMessage("go"), sender.subscriber)
-      const answer = yield* service.claude.nextAnswer
+      const { projectId, sender, answer } = yield* answering(service, "go")
       answer.delta("so far")
       yield* sender.waitFor("message_chunk")
       // The answer never ends by itself (a stall): only the drain's interruption ends it.
