@@ -49,12 +49,12 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile", "ab"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
 for (const phase of ONLY) if (!(PHASES as ReadonlyArray<string>).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase}; phases: ${PHASES.join(", ")}`)
-const runs = (phase: Phase) => (ONLY.length === 0 ? phase !== "profile" || PROFILE : ONLY.includes(phase))
+const runs = (phase: Phase) => (ONLY.length === 0 ? (phase !== "profile" || PROFILE) && (phase !== "ab" || AB_DIST !== undefined) : ONLY.includes(phase))
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
 const STAMP = new Date().toISOString().replace(/[:.]/g, "-")
@@ -63,6 +63,9 @@ const PROFILE_DIR = Path.join(ROOT, ".data", "bench-profiles")
 const RESULTS_FILE = Path.join(ROOT, "bench", "results.json")
 /** `BENCH_SERVICE_DIST=<folder with main.js>` benchmarks another build of the service (A/B comparisons). */
 const SERVICE_DIST = Path.resolve(ROOT, process.env["BENCH_SERVICE_DIST"] ?? "dist")
+/** `BENCH_AB_DIST=<folder with main.js>`: the build the `ab` phase compares this one with. */
+const AB_DIST = (process.env["BENCH_AB_DIST"] ?? "") === "" ? undefined : Path.resolve(ROOT, process.env["BENCH_AB_DIST"] ?? "")
+const AB_ROUNDS = Math.max(1, Number(process.env["BENCH_AB_ROUNDS"] ?? "3"))
 
 const plan = QUICK
   ? {
@@ -149,12 +152,12 @@ let serviceCount = 0
 /** `node dist/main.js` on a free port; resolves once /health answers 200. */
 const startService = async (
   env: NodeJS.ProcessEnv,
-  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number; readonly readyTimeoutMs?: number } = {}
+  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number; readonly readyTimeoutMs?: number; readonly dist?: string } = {}
 ) => {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const startedAt = performance.now()
-  const child = spawnNode([...(options.nodeArgs ?? []), Path.join(SERVICE_DIST, "main.js")], {
+  const child = spawnNode([...(options.nodeArgs ?? []), Path.join(options.dist ?? SERVICE_DIST, "main.js")], {
     env: {
       ...baseEnv(),
       HOST: "127.0.0.1",
@@ -177,7 +180,7 @@ const startService = async (
 }
 
 /** The service for the streaming and idle scenarios: external database, production mode. */
-const startStreamingService = async (options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number } = {}) =>
+const startStreamingService = async (options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number; readonly dist?: string } = {}) =>
   (await startService({ NODE_ENV: "production", DATABASE_URL: database?.url ?? "", WS_PING_INTERVAL: String(PING_INTERVAL_S) }, options))
     .target
 
@@ -376,6 +379,7 @@ const results: {
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
   profiles?: Record<string, ProfileSummary>
+  ab?: AbResult
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
   targets: Array<{ target: string; measured: string; met: boolean }>
   problems: Array<string>
@@ -657,7 +661,7 @@ const streamingRun = async (target: Target, conversations: number, spec: AnswerS
 const withTarget = async <A>(
   kind: Target["kind"],
   use: (target: Target) => Promise<A>,
-  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number; readonly warm?: boolean } = {}
+  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly nofile?: number; readonly warm?: boolean; readonly dist?: string } = {}
 ): Promise<A> => {
   const target = kind === "service" ? await startStreamingService(options) : await startRelay(options)
   try {
@@ -693,6 +697,59 @@ const streamingScenarios = async () => {
     service: service[levels.length]!,
     baseline: baseline[levels.length]!
   })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A/B of two builds
+
+interface AbResult {
+  readonly a: string
+  readonly b: string
+  readonly rounds: ReadonlyArray<{ readonly build: "a" | "b"; readonly conversations: number; readonly cpuPerChunkUs: number; readonly p99Ms: number; readonly intact: boolean }>
+}
+
+/**
+ * Phase `ab`: this build (a) against BENCH_AB_DIST (b) at 100 and 1,000 conversations, in
+ * BENCH_AB_ROUNDS rounds whose order alternates (a b, b a, …) so that other work on the
+ * machine weighs on both alike; prints each round and the medians.
+ */
+const abScenarios = async () => {
+  if (AB_DIST === undefined) throw new Error("BENCH_ONLY=ab needs BENCH_AB_DIST=<folder with main.js>")
+  const { chunks, delayMs, spreadMs } = plan.streaming
+  const spec: AnswerSpec = { chunks, delayMs, chunkChars: 6, code: false, timestamps: true }
+  const levels = plan.streaming.levels.filter((level) => level >= 100)
+  const builds = { a: SERVICE_DIST, b: AB_DIST } as const
+  const rounds: Array<AbResult["rounds"][number]> = []
+  for (let round = 0; round < AB_ROUNDS; round++) {
+    for (const build of round % 2 === 0 ? (["a", "b"] as const) : (["b", "a"] as const)) {
+      await withTarget("service", async (target) => {
+        for (const conversations of levels) {
+          const run = await streamingRun(target, conversations, spec, spreadMs)
+          rounds.push({ build, conversations, cpuPerChunkUs: run.cpuPerChunkUs, p99Ms: run.client.latencyMs.p99, intact: run.intact })
+          log(`A/B round ${round + 1}, build ${build}: ${conversations} conversations ${f(run.cpuPerChunkUs)} µs CPU/chunk`)
+        }
+      }, { dist: builds[build] })
+    }
+  }
+  results.ab = { a: Path.relative(ROOT, SERVICE_DIST), b: Path.relative(ROOT, AB_DIST), rounds }
+}
+
+const abReport = (ab: AbResult) => {
+  const levels = [...new Set(ab.rounds.map((r) => r.conversations))]
+  const of = (build: "a" | "b", conversations: number) => ab.rounds.filter((r) => r.build === build && r.conversations === conversations)
+  const rows = levels.map((conversations) => {
+    const [a, b] = [of("a", conversations), of("b", conversations)]
+    const [cpuA, cpuB] = [median(a.map((r) => r.cpuPerChunkUs)), median(b.map((r) => r.cpuPerChunkUs))]
+    return [
+      `${conversations} conversations`,
+      a.map((r) => f(r.cpuPerChunkUs)).join(", "),
+      b.map((r) => f(r.cpuPerChunkUs)).join(", "),
+      `${f(cpuA)} / ${f(cpuB)}`,
+      ratio(cpuA, cpuB),
+      `${f(median(a.map((r) => r.p99Ms)))} / ${f(median(b.map((r) => r.p99Ms)))}`
+    ]
+  })
+  return table(`A/B: CPU per chunk (µs), a = ${ab.a}, b = ${ab.b}, rounds alternating`, ["scenario", "a, each round", "b, each round", "median a / b", "a ÷ b", "p99 ms a / b"], rows)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -919,6 +976,7 @@ const report = () => {
     out.push(table(`REST against the hand-written baseline (\`node:http\` + \`pg\` + \`JSON.stringify\`, bench/baseline/rest.ts; ${plan.rest.rounds} alternating round(s), latency = median of the rounds)`, ["endpoint", "metric", "service", "baseline", "ratio"], rows))
     if (results.rest.serviceRssAfterMb !== undefined) out.push(`Service RSS after the REST load: ${f(results.rest.serviceRssAfterMb, 0)} MB.`, "")
   }
+  if (results.ab !== undefined) out.push(abReport(results.ab))
   const rows: Array<Array<string>> = []
   for (const s of results.streaming) {
     const row = (metric: string, a: number, b: number, digits = 1) => rows.push([s.name, metric, f(a, digits), f(b, digits), ratio(a, b)])
@@ -1012,6 +1070,10 @@ const main = async () => {
   if (runs("profile")) {
     log("CPU profile of the service, 100 conversations")
     await profileRun()
+  }
+  if (runs("ab")) {
+    log("A/B of two builds")
+    await abScenarios()
   }
 
   results.loadAverage.end = Os.loadavg()[0] ?? 0
