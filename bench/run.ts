@@ -49,7 +49,7 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile", "ab", "instances"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile", "ab"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
@@ -380,7 +380,6 @@ const results: {
   large: { service?: LargeRun; baseline?: LargeRun }
   profiles?: Record<string, ProfileSummary>
   ab?: AbResult
-  instances?: InstancesResult
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
   targets: Array<{ target: string; measured: string; met: boolean }>
   problems: Array<string>
@@ -754,136 +753,6 @@ const abReport = (ab: AbResult) => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Several instances on one database (issue 12)
-
-interface InstancesRun {
-  readonly name: string
-  readonly instances: number
-  readonly conversations: number
-  readonly listenOnAnotherInstance: boolean
-  readonly client: ConversationsResult
-  /** CPU of every instance together. */
-  readonly cpuMs: number
-  readonly cpuPerChunkUs: number
-  readonly chunksPerSecond: number
-  readonly peakRssMb: ReadonlyArray<number>
-  readonly intact: boolean
-}
-interface InstancesResult {
-  readonly runs: ReadonlyArray<InstancesRun>
-}
-
-/** One streaming load spread over `targets` (round robin), CPU summed over every instance. */
-const instancesRun = async (
-  name: string,
-  targets: ReadonlyArray<Target>,
-  conversations: number,
-  spec: AnswerSpec,
-  listenOnAnotherInstance: boolean
-): Promise<InstancesRun> => {
-  let windows: Array<UsageWindow> = []
-  let usages: Array<Usage> = []
-  const client = await runConversations(
-    {
-      baseUrl: targets[0]!.url,
-      instanceUrls: targets.map((target) => target.url),
-      listenOnAnotherInstance,
-      createProjects: true,
-      conversations,
-      spec,
-      spreadMs: plan.streaming.spreadMs,
-      deadlineMs: spec.chunks * spec.delayMs * 2 + plan.streaming.spreadMs + 60_000,
-      markerSource: TIMESTAMP_MARKER.source
-    },
-    {
-      onGo: () => {
-        windows = targets.map((target) => new UsageWindow(target.pid))
-      },
-      onDone: () => {
-        usages = windows.map((window) => window.stop())
-      }
-    }
-  )
-  const cpuMs = usages.reduce((sum, usage) => sum + usage.cpuMs, 0)
-  const run: InstancesRun = {
-    name,
-    instances: targets.length,
-    conversations,
-    listenOnAnotherInstance,
-    client,
-    cpuMs,
-    cpuPerChunkUs: client.chunksReceived === 0 ? Number.NaN : (cpuMs * 1000) / client.chunksReceived,
-    chunksPerSecond: client.chunksReceived / (client.wallMs / 1000),
-    peakRssMb: usages.map((usage) => usage.peakRssMb),
-    intact: intactOf(client)
-  }
-  if (!run.intact) {
-    problem(
-      `${name}: lost ${client.lost}, reordered ${client.reordered}, offset errors ${client.offsetErrors}, content mismatches ${client.contentMismatches}, ` +
-        `answers failed ${client.failedAnswers}/${conversations}, errors ${client.errorCount} ${JSON.stringify(client.errors.slice(0, 3))}`
-    )
-  }
-  log(`${name}: ${f(run.chunksPerSecond, 0)} chunks/s, p99 ${f(client.latencyMs.p99, 2)} ms, ${f(run.cpuPerChunkUs)} µs CPU/chunk, ${run.intact ? "intact" : "NOT INTACT"}`)
-  return run
-}
-
-/**
- * Phase `instances`: one instance against two on the same database, same load — at 1,000
- * conversations (delivered chunks per second), at 100 (CPU per chunk), and at 100 with every
- * client listening on the instance that does not own its answer (the bus's added latency).
- */
-const instancesScenarios = async () => {
-  const { chunks, delayMs } = plan.streaming
-  const spec: AnswerSpec = { chunks, delayMs, chunkChars: 6, code: false, timestamps: true }
-  const many = Math.max(...plan.streaming.levels)
-  const runs: Array<InstancesRun> = []
-  const one = await startStreamingService()
-  try {
-    await warmUp(one)
-    runs.push(await instancesRun(`1 instance, ${many} conversations`, [one], many, spec, false))
-    runs.push(await instancesRun("1 instance, 100 conversations", [one], 100, spec, false))
-  } finally {
-    await stopTarget(one)
-  }
-  const two = [await startStreamingService(), await startStreamingService()]
-  try {
-    for (const target of two) await warmUp(target)
-    runs.push(await instancesRun(`2 instances, ${many} conversations`, two, many, spec, false))
-    runs.push(await instancesRun("2 instances, 100 conversations", two, 100, spec, false))
-    runs.push(await instancesRun("2 instances, 100 conversations, each client on the other instance", two, 100, spec, true))
-  } finally {
-    for (const target of two) await stopTarget(target)
-  }
-  results.instances = { runs }
-}
-
-const instancesReport = (result: InstancesResult) => {
-  const rows = result.runs.map((run) => [
-    run.name,
-    f(run.chunksPerSecond, 0),
-    f(run.client.latencyMs.p50, 2),
-    f(run.client.latencyMs.p99, 2),
-    f(run.cpuPerChunkUs),
-    run.peakRssMb.map((mb) => f(mb, 0)).join(" + "),
-    `${run.client.lost} / ${run.client.reordered}`,
-    `${run.client.failedAnswers}`
-  ])
-  const byName = (prefix: string) => result.runs.find((run) => run.name.startsWith(prefix))
-  const [one, two] = [byName("1 instance, 1000"), byName("2 instances, 1000")]
-  const [one100, same, other] = [byName("1 instance, 100 "), byName("2 instances, 100 conversations"), byName("2 instances, 100 conversations, each")]
-  const notes = [
-    one !== undefined && two !== undefined ? `Delivered chunks per second at 1,000 conversations, 2 instances ÷ 1: ${ratio(two.chunksPerSecond, one.chunksPerSecond)} (target ≥ 1.6×).` : "",
-    one100 !== undefined && other !== undefined ? `CPU per chunk at 100 conversations with every client on the other instance ÷ 1 instance: ${ratio(other.cpuPerChunkUs, one100.cpuPerChunkUs)} (target ≤ 1.15×).` : "",
-    same !== undefined && other !== undefined ? `Added latency p99, client on the other instance ÷ on the owner: ${ratio(other.client.latencyMs.p99, same.client.latencyMs.p99)} (target ≤ 2×).` : ""
-  ].filter((line) => line !== "")
-  return [
-    table("Several instances on one PostgreSQL (same load; CPU summed over the instances)", ["scenario", "chunks/s", "p50 ms", "p99 ms", "CPU µs/chunk", "peak RSS MB", "lost / reordered", "failed"], rows),
-    ...notes,
-    ""
-  ].join("\n")
-}
-
-// ---------------------------------------------------------------------------------------------
 // Idle sockets
 
 const idleRun = (kind: Target["kind"], sockets: number, urls: (target: Target) => ReadonlyArray<string>, nofile: number | undefined, note?: string): Promise<IdleRun> =>
@@ -1108,7 +977,6 @@ const report = () => {
     if (results.rest.serviceRssAfterMb !== undefined) out.push(`Service RSS after the REST load: ${f(results.rest.serviceRssAfterMb, 0)} MB.`, "")
   }
   if (results.ab !== undefined) out.push(abReport(results.ab))
-  if (results.instances !== undefined) out.push(instancesReport(results.instances))
   const rows: Array<Array<string>> = []
   for (const s of results.streaming) {
     const row = (metric: string, a: number, b: number, digits = 1) => rows.push([s.name, metric, f(a, digits), f(b, digits), ratio(a, b)])
@@ -1207,10 +1075,6 @@ const main = async () => {
     log("A/B of two builds")
     await abScenarios()
   }
-  if (runs("instances")) {
-    log("several instances on one database")
-    await instancesScenarios()
-  }
 
   results.loadAverage.end = Os.loadavg()[0] ?? 0
   evaluateTargets()
@@ -1219,7 +1083,6 @@ const main = async () => {
   Fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(results, null, 2)}\n`)
   log(`results written to ${Path.relative(ROOT, RESULTS_FILE)}; ${((performance.now() - startedAt) / 1000).toFixed(0)} s`)
   if (results.streaming.some((s) => !s.service.intact || !s.baseline.intact)) failed = true
-  if (results.instances?.runs.some((run) => !run.intact) === true) failed = true
 }
 
 main()

@@ -17,17 +17,6 @@ import { distribution, type Distribution } from "../lib/stats.js"
 
 export interface ConversationsConfig {
   readonly baseUrl: string
-  /**
-   * Several instances of the service on one database: conversation i connects to
-   * `instanceUrls[i % n]` (round robin, as a load balancer would). Defaults to `[baseUrl]`.
-   */
-  readonly instanceUrls?: ReadonlyArray<string>
-  /**
-   * Each conversation sends on its socket to one instance and listens on a second socket
-   * to the next instance: every event it measures crossed from the answer's owner to
-   * another instance.
-   */
-  readonly listenOnAnotherInstance?: boolean
   /** The service needs a project per conversation; the relay takes any id. */
   readonly createProjects: boolean
   readonly conversations: number
@@ -72,10 +61,7 @@ export interface ConversationsResult {
 }
 
 interface Conversation {
-  /** Where the chat_message is sent. */
   readonly ws: WebSocket
-  /** Where the events are measured: `ws`, or a socket to another instance. */
-  readonly listener: WebSocket
   messageId: string | undefined
   text: string
   seq: number
@@ -160,21 +146,15 @@ const run = async (config: ConversationsConfig) => {
   const finished = new Promise<void>((resolve) => (allDone = resolve))
 
   const conversations: Array<Conversation> = []
-  const instances = (config.instanceUrls ?? [config.baseUrl]).map((url) => url.replace(/^http/, "ws"))
-  const open = (instance: number, id: string) =>
-    openSocket(`${instances[instance % instances.length] ?? wsBase}/ws/chat?projectId=${id}`, 20_000).catch((error: unknown) => {
+  const sockets = await pool(projectIds, 50, (id) =>
+    openSocket(`${wsBase}/ws/chat?projectId=${id}`, 20_000).catch((error: unknown) => {
       recordError(`open: ${String(error)}`)
       return undefined
     })
-  const sockets = await pool(projectIds, 50, async (id, i) => {
-    const ws = await open(i, id)
-    const listener = config.listenOnAnotherInstance === true ? await open(i + 1, id) : ws
-    return ws === undefined || listener === undefined ? undefined : { ws, listener }
-  })
-  for (const pair of sockets) {
-    if (pair === undefined) continue
-    const { ws, listener } = pair
-    const conversation: Conversation = { ws, listener, messageId: undefined, text: "", seq: 0, done: false, sentAt: 0 }
+  )
+  for (const ws of sockets) {
+    if (ws === undefined) continue
+    const conversation: Conversation = { ws, messageId: undefined, text: "", seq: 0, done: false, sentAt: 0 }
     conversations.push(conversation)
     const complete = () => {
       conversation.done = true
@@ -182,7 +162,7 @@ const run = async (config: ConversationsConfig) => {
       lastCompleteAt = performance.now()
       if (completed === conversations.length) allDone()
     }
-    listener.on("message", (data: Buffer, isBinary: boolean) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
       const receivedAt = preciseNow()
       if (isBinary) return recordError("binary frame")
       const event = JSON.parse(data.toString("utf8")) as {
@@ -233,23 +213,10 @@ const run = async (config: ConversationsConfig) => {
           return
       }
     })
-    if (ws !== listener) {
-      // The sender hears its own refusals (BUSY, AT_CAPACITY) on its socket, not the listener's.
-      ws.on("message", (data: Buffer) => {
-        const event = JSON.parse(data.toString("utf8")) as { type?: string; code?: string; error?: string; messageId?: string }
-        if (event.type !== "error" || event.messageId !== undefined || conversation.done) return
-        recordError(`${event.code}: ${event.error} (on the sending socket)`)
-        failedAnswers += 1
-        lost += spec.chunks
-        complete()
-      })
-    }
-    for (const socket of new Set([ws, listener])) {
-      socket.on("close", () => {
-        if (!conversation.done) recordError("socket closed before the answer completed")
-      })
-      socket.on("error", (error) => recordError(`socket: ${error.message}`))
-    }
+    ws.on("close", () => {
+      if (!conversation.done) recordError("socket closed before the answer completed")
+    })
+    ws.on("error", (error) => recordError(`socket: ${error.message}`))
   }
 
   await send({ type: "ready", opened: conversations.length })
@@ -297,10 +264,7 @@ const run = async (config: ConversationsConfig) => {
     clientCpuMs: (cpu.user + cpu.system) / 1000
   }
   await send({ type: "result", result })
-  for (const conversation of conversations) {
-    conversation.ws.terminate()
-    conversation.listener.terminate()
-  }
+  for (const conversation of conversations) conversation.ws.terminate()
 }
 
 const first = await nextMessage()
