@@ -49,8 +49,9 @@ interface Usage {
 
 const promptTokens = (u: Usage) => u.inputTokens + u.cacheReadInputTokens + u.cacheCreationInputTokens
 
-const question = (spec: AnswerSpec, turn: number, chars: number) => {
-  const note = `Turn ${turn}: please change the app so that it also does the next thing on my list. `
+/** Distinct per conversation: conversations must not read each other's prompts from the cache. */
+const question = (spec: AnswerSpec, conversation: number, turn: number, chars: number) => {
+  const note = `Conversation ${conversation}, turn ${turn}: please change the app so that it also does the next thing on my list. `
   return promptFor({ ...spec, note: note.repeat(Math.ceil(chars / note.length)).slice(0, chars) })
 }
 
@@ -94,7 +95,7 @@ const conversation = async (config: CacheConfig, index: number) => {
   const ws = await openSocket(`${config.baseUrl.replace(/^http/, "ws")}/ws/chat?projectId=${id}`, config.timeoutMs)
   const usages: Array<Usage> = []
   try {
-    for (let turn = 1; turn <= config.turns; turn++) usages.push(await ask(ws, question(config.answer, turn, config.questionChars), config.timeoutMs))
+    for (let turn = 1; turn <= config.turns; turn++) usages.push(await ask(ws, question(config.answer, index, turn, config.questionChars), config.timeoutMs))
   } finally {
     ws.close()
   }
