@@ -5,7 +5,7 @@
  * end_turn, stop_sequence), and the exact token count near the context budget, with its
  * failure falling back to the estimate.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
 import { Effect } from "effect"
 import { type CompletionRequest, SYSTEM_PROMPT, type Usage } from "../src/claude/Claude.js"
 import { CONTINUE_INSTRUCTION } from "../src/claude/Continuation.js"
@@ -76,6 +76,35 @@ describe("Chat service: usage per answer", () => {
         cacheReadInputTokens: 2300,
         cacheCreationInputTokens: 230
       })
+    }))
+
+  it.scopedLive("the answer finished log line carries the usage and the stop reason", () =>
+    Effect.gen(function* () {
+      // The service's JSON log lines reach `console.log` (test/support/ConsoleLogs.ts).
+      const lines: Array<Record<string, unknown>> = []
+      const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+        if (typeof line === "string" && line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>)
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => spy.mockRestore()))
+      const service = yield* startChatService({ LOG_LEVEL: "info" })
+      const { listener, answer } = yield* asking(service, "build me an app")
+      answer.delta("Done.")
+      answer.finish("end_turn", usage(12, 34, 560, 78))
+      const [complete] = yield* listener.waitFor("message_complete")
+      const isFinished = (line: Record<string, unknown>) => line["message"] === "answer finished" && line["messageId"] === complete?.["messageId"]
+      // The line is written right after the event goes out: wait for it (liveness bound only).
+      for (let i = 0; i < 500 && !lines.some(isFinished); i++) yield* Effect.sleep("10 millis")
+      const finished = lines.find(isFinished)
+      expect(finished).toMatchObject({
+        status: "complete",
+        stopReason: "end_turn",
+        inputTokens: 12,
+        outputTokens: 34,
+        cacheReadInputTokens: 560,
+        cacheCreationInputTokens: 78
+      })
+      // Never the message contents at info level.
+      expect(JSON.stringify(lines)).not.toContain("build me an app")
     }))
 
   it.scopedLive("an answer cancelled before Claude reported anything has null usage", () =>
