@@ -39,6 +39,7 @@ import {
 } from "./lib/proc.js"
 import type { AnswerSpec } from "./lib/spec.js"
 import { distribution, median } from "./lib/stats.js"
+import { type CacheResult, runCacheConversations } from "./load/cache.js"
 import type { ConversationsConfig, ConversationsResult } from "./load/conversations.js"
 import type { IdleConfig, IdleResult } from "./load/idle.js"
 import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-summary.js"
@@ -49,7 +50,7 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile", "ab"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "cache", "profile", "ab"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
@@ -76,6 +77,7 @@ const plan = QUICK
     stress: { conversations: 100, chunks: 200, delayMs: 5 },
     idle: { sockets: 1000, holdS: 2, pingS: 1 },
     large: { rounds: 1, chunks: 1000, chunkChars: 1024, delayMs: 1, settleMs: 1000 },
+    cache: { conversations: 3, turns: 10 },
     deadlineMs: 170_000
   }
   : {
@@ -86,6 +88,7 @@ const plan = QUICK
     stress: { conversations: 100, chunks: 1000, delayMs: 5 },
     idle: { sockets: 5000, holdS: 20, pingS: 5 },
     large: { rounds: 3, chunks: 1000, chunkChars: 1024, delayMs: 2, settleMs: 2000 },
+    cache: { conversations: 10, turns: 10 },
     deadlineMs: 30 * 60_000
   }
 
@@ -378,6 +381,7 @@ const results: {
   streaming: Array<{ name: string; service: StreamingRun; baseline: StreamingRun }>
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
+  cache?: CacheResult
   profiles?: Record<string, ProfileSummary>
   ab?: AbResult
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
@@ -915,6 +919,9 @@ const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b
 
 const evaluateTargets = () => {
   const add = (target: string, measured: string, met: boolean) => results.targets.push({ target, measured, met })
+  if (results.cache !== undefined) {
+    add(`prompt cache: > 80% of input tokens read from the cache over turns 3–${results.cache.turns}`, `${f(results.cache.readShareFromTurn3 * 100, 1)}%`, results.cache.readShareFromTurn3 > 0.8)
+  }
   const startup = (prefix: string) => results.startup.find((c) => c.name.startsWith(prefix))
   const external = startup("external")
   if (external !== undefined) add("startup, external PostgreSQL < 1 s (median)", `${f(external.medianMs, 0)} ms`, external.medianMs < 1000)
@@ -1025,9 +1032,41 @@ const report = () => {
     const ms = distribution(stops.map((stop) => stop.ms))
     out.push(`Service shutdown after SIGTERM (${stops.length} stops, SHUTDOWN_GRACE_SECONDS=3): median ${f(ms.p50, 0)} ms, max ${f(ms.max, 0)} ms, killed ${stops.filter((stop) => stop.killed).length}.`, "")
   }
+  const cache = results.cache
+  if (cache !== undefined) {
+    out.push(table(
+      `Prompt cache (${cache.conversations} conversations × ${cache.turns} turns, CLAUDE_CACHE_TTL=5m; tokens summed over the conversations)`,
+      ["turn", "input (uncached)", "cache read", "cache write", "output", "read share"],
+      cache.perTurn.map((t) => [String(t.turn), String(t.inputTokens), String(t.cacheReadInputTokens), String(t.cacheCreationInputTokens), String(t.outputTokens), `${f(t.readShare * 100, 1)}%`])
+    ))
+    out.push(`Read from the cache: ${f(cache.readShareFromTurn3 * 100, 1)}% of input tokens over turns 3–${cache.turns}, ${f(cache.readShareAll * 100, 1)}% over all turns; project totals ${cache.totalsMatch ? "match" : "DO NOT match"} the answers' sums.`, "")
+  }
   out.push(table("Targets (issue 6)", ["target", "measured", "met"], results.targets.map((t) => [t.target, t.measured, t.met ? "yes" : "NO"])))
   if (results.problems.length > 0) out.push("### Problems", "", ...results.problems.map((p) => `- ${p}`), "")
   return out.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompt cache (issue 14)
+
+/** Answers of ~1,600 characters of code (~400 tokens) to questions of 400 characters. */
+const CACHE_ANSWER: AnswerSpec = { chunks: 100, delayMs: 0, chunkChars: 16, code: true, timestamps: false }
+
+const cacheScenario = async () => {
+  const { target } = await startService({ NODE_ENV: "production", DATABASE_URL: database?.url ?? "" })
+  try {
+    results.cache = await runCacheConversations({
+      baseUrl: target.url,
+      conversations: plan.cache.conversations,
+      turns: plan.cache.turns,
+      answer: CACHE_ANSWER,
+      questionChars: 400,
+      timeoutMs: 60_000
+    })
+    if (!results.cache.totalsMatch) problem("cache: a project's usage totals differ from the sum of its answers' usage")
+  } finally {
+    await stopTarget(target)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1066,6 +1105,10 @@ const main = async () => {
     log("large answer")
     results.large.service = await largeRun("service")
     results.large.baseline = await largeRun("baseline")
+  }
+  if (runs("cache")) {
+    log(`prompt cache, ${plan.cache.conversations} conversations of ${plan.cache.turns} turns`)
+    await cacheScenario()
   }
   if (runs("profile")) {
     log("CPU profile of the service, 100 conversations")

@@ -21,6 +21,8 @@ export interface AppConfigShape {
   readonly claudeMaxContinuations: number
   /** Continuations after transient failures mid-answer (overloaded, reset, stalled). */
   readonly claudeStreamRetries: number
+  /** Prompt caching of answer requests: the cache entry's lifetime, or off. */
+  readonly claudeCacheTtl: "5m" | "1h" | "off"
   /** Answers interrupted (crash, shutdown) less than this ago are continued at the next start. */
   readonly resumeInterruptedWithin: Duration.Duration
   readonly contextMessageLimit: number
@@ -123,6 +125,18 @@ const logLevel = Config.string("LOG_LEVEL").pipe(
   })
 )
 
+const CACHE_TTLS = ["5m", "1h", "off"] as const
+
+const claudeCacheTtl = Config.string("CLAUDE_CACHE_TTL").pipe(
+  Config.withDefault("5m"),
+  Config.mapOrFail((raw) => {
+    const ttl = CACHE_TTLS.find((known) => known === raw.trim().toLowerCase())
+    return ttl === undefined
+      ? Either.left(ConfigError.InvalidData(["CLAUDE_CACHE_TTL"], `Expected one of 5m, 1h, off but received "${raw}"`))
+      : Either.right(ttl)
+  })
+)
+
 /** 0 asks the OS for a free port (tests). */
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -152,6 +166,7 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   claudeIdleTimeout: seconds("CLAUDE_IDLE_TIMEOUT_SECONDS", 60),
   claudeMaxContinuations: boundedInt("CLAUDE_MAX_CONTINUATIONS", 0, 20, 3),
   claudeStreamRetries: boundedInt("CLAUDE_STREAM_RETRIES", 0, 10, 2),
+  claudeCacheTtl,
   resumeInterruptedWithin: boundedInt("RESUME_INTERRUPTED_WITHIN_SECONDS", 0, 86_400, 600).pipe(
     Config.map((s) => Duration.seconds(s))
   ),

@@ -44,6 +44,10 @@ describe("/asyncapi.json", () => {
       expect(chunk?.properties()?.["offset"]?.type()).toBe("integer")
       const status = channel?.messages().get("message_complete")?.payload()?.properties()?.["status"]?.enum()
       expect(status).toEqual(["complete", "cancelled", "error", "interrupted"])
+      // Issue 14: message_complete carries the answer's usage (required, null when there is none).
+      const complete = channel?.messages().get("message_complete")?.payload()
+      expect(complete?.required()).toEqual(expect.arrayContaining(["continuations", "usage"]))
+      expect(JSON.stringify(complete?.properties()?.["usage"]?.json())).toMatch(/cacheReadInputTokens/)
     }))
 
   it.scopedLive("the events the server sends match the document's payload schemas (checked by the parser's own model)", () =>

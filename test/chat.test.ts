@@ -108,6 +108,8 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
         status: "complete",
         stopReason: "end_turn",
         continuations: 0,
+        // The first turn writes its whole prompt to the (emulated) prompt cache; one output token a chunk.
+        usage: { inputTokens: 0, outputTokens: INVENTORY_CHUNKS.length, cacheReadInputTokens: 0, cacheCreationInputTokens: expect.any(Number) },
         timestamp: expect.any(String)
       })
       // Events are in order: start, every chunk, then the end (titles may come in between).
@@ -144,6 +146,9 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
           content: INVENTORY_TEXT,
           status: "complete",
           codeBlocks: first.end.type === "message_complete" ? first.end.codeBlocks : [],
+          stopReason: "end_turn",
+          continuations: 0,
+          usage: first.end.type === "message_complete" ? first.end.usage : null,
           createdAt: expect.any(String)
         }
       ])
@@ -235,16 +240,16 @@ describe.concurrent("chat: answers shaped as the real API may send them", () => 
         chunks,
         pingEvery: 2,
         secondBlock: ["and ", "more."],
-        stopReason: "refusal",
+        stopReason: "stop_sequence",
         cacheCreationInputTokens: 1000,
         cacheReadInputTokens: 500
       })
       const answer = yield* client.ask("Tell me everything")
       const text = chunks.join("") + "and more."
       expect(answer.chunks.map((c) => c.content).join("")).toBe(text)
-      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text, stopReason: "refusal" })
+      expect(answer.end).toMatchObject({ type: "message_complete", status: "complete", fullContent: text, stopReason: "stop_sequence" })
       const row = (yield* storedMessages(app, project.id)).find((r) => r.id === answer.start.messageId)
-      expect(row).toMatchObject({ status: "complete", content: text, stopReason: "refusal" })
+      expect(row).toMatchObject({ status: "complete", content: text, stopReason: "stop_sequence" })
     }), TEST_TIMEOUT)
 })
 

@@ -77,7 +77,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
         { _tag: "TextDelta", text: ", " },
         { _tag: "TextDelta", text: "world" },
         { _tag: "TextDelta", text: "!" },
-        { _tag: "Finished", summary: { stopReason: "end_turn", inputTokens: 42, outputTokens: 7 } }
+        { _tag: "Finished", summary: { stopReason: "end_turn", usage: { inputTokens: 42, outputTokens: 7, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 } } }
       ])
 
       // The request: configured model and max_tokens, the system prompt and messages as given, streamed.
@@ -87,6 +87,8 @@ describe.concurrent("ClaudeLive: streaming", () => {
         max_tokens: 777,
         system: SYSTEM_PROMPT,
         messages: REQUEST.messages,
+        // Prompt caching (CLAUDE_CACHE_TTL, default 5m): the top-level, automatic breakpoint.
+        cache_control: { type: "ephemeral", ttl: "5m" },
         stream: true
       })
       const headers = fake.requests[0]?.headers ?? {}
@@ -100,11 +102,11 @@ describe.concurrent("ClaudeLive: streaming", () => {
       const claude = yield* claudeFor(fake)
       fake.enqueue({ kind: "text", chunks: ["cut"], stopReason: "max_tokens", inputTokens: 3, outputTokens: 1 })
       const { seen } = yield* runStream(claude.stream(REQUEST))
-      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "max_tokens", inputTokens: 3, outputTokens: 1 } })
+      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "max_tokens", usage: { inputTokens: 3, outputTokens: 1, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 } } })
       expect(seen.filter((e) => e._tag === "Finished")).toHaveLength(1)
     }), TEST_TIMEOUT)
 
-  it.scopedLive("streams the text of a second content block too, and reports cache usage without counting it as input", () =>
+  it.scopedLive("streams the text of a second content block too, and reports cache usage apart from the uncached input", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped
       const claude = yield* claudeFor(fake)
@@ -120,7 +122,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(error).toBeUndefined()
       expect(texts(seen)).toEqual(["First block. ", "Second ", "block."])
-      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "end_turn", inputTokens: 11, outputTokens: 5 } })
+      expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason: "end_turn", usage: { inputTokens: 11, outputTokens: 5, cacheReadInputTokens: 200, cacheCreationInputTokens: 300 } } })
     }), TEST_TIMEOUT)
 
   for (const stopReason of ["stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"] as const) {
@@ -131,7 +133,7 @@ describe.concurrent("ClaudeLive: streaming", () => {
         fake.enqueue({ kind: "text", chunks: ["partial"], stopReason, inputTokens: 3, outputTokens: 1 })
         const { seen, error } = yield* runStream(claude.stream(REQUEST))
         expect(error).toBeUndefined()
-        expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason, inputTokens: 3, outputTokens: 1 } })
+        expect(seen.at(-1)).toEqual({ _tag: "Finished", summary: { stopReason, usage: { inputTokens: 3, outputTokens: 1, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 } } })
       }), TEST_TIMEOUT)
   }
 
@@ -280,6 +282,66 @@ describe("ClaudeLive: retries and failures", () => {
       const { seen, error } = yield* runStream(claude.stream(REQUEST))
       expect(error).toBeUndefined()
       expect(texts(seen)).toEqual(Array.from({ length: 12 }, (_, i) => `${i} `))
+    }), TEST_TIMEOUT)
+})
+
+describe.concurrent("ClaudeLive: prompt caching and token counts", () => {
+  it.scopedLive("asks for 1h caching with CLAUDE_CACHE_TTL=1h and none with off; titles are never cached", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const hour = yield* claudeFor(fake, { CLAUDE_CACHE_TTL: "1h" })
+      yield* runStream(hour.stream(REQUEST))
+      yield* hour.title({ system: "Name it.", messages: [{ role: "user", content: "x" }] })
+      const off = yield* claudeFor(fake, { CLAUDE_CACHE_TTL: "off" })
+      yield* runStream(off.stream(REQUEST))
+      expect(bodyOf(fake, 0)?.["cache_control"]).toEqual({ type: "ephemeral", ttl: "1h" })
+      expect(bodyOf(fake, 1)).not.toHaveProperty("cache_control")
+      expect(bodyOf(fake, 2)).not.toHaveProperty("cache_control")
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("the second turn of a conversation reads the first one's prompt from the cache", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake)
+      const first: CompletionRequest = { system: SYSTEM_PROMPT, messages: [{ role: "user", content: "Build me an inventory tracker" }] }
+      const usageOf = (events: ReadonlyArray<CompletionEvent>) => {
+        const last = events.at(-1)
+        return last?._tag === "Finished" ? last.summary.usage : undefined
+      }
+      const one = usageOf((yield* runStream(claude.stream(first))).seen)
+      const two = usageOf((yield* runStream(claude.stream(REQUEST))).seen)
+      // The first turn writes its whole prompt to the cache, the second reads exactly that back.
+      expect(one).toMatchObject({ cacheReadInputTokens: 0, inputTokens: 0 })
+      expect(one?.cacheCreationInputTokens).toBeGreaterThan(SYSTEM_PROMPT.length / 4)
+      expect(two?.cacheReadInputTokens).toBe(one?.cacheCreationInputTokens)
+      expect(two?.cacheCreationInputTokens).toBeGreaterThan(0)
+      const { cacheReadInputTokens = 0, cacheCreationInputTokens = 0, inputTokens = 0 } = two ?? {}
+      expect(cacheReadInputTokens / (cacheReadInputTokens + cacheCreationInputTokens + inputTokens)).toBeGreaterThan(0.8)
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("counts a request's tokens with count_tokens (the same count the prompt's usage adds up to)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MODEL: "claude-test-sonnet" })
+      const counted = yield* claude.countTokens(REQUEST)
+      const { seen } = yield* runStream(claude.stream(REQUEST))
+      const last = seen.at(-1)
+      const usage = last?._tag === "Finished" ? last.summary.usage : undefined
+      expect(counted).toBe((usage?.inputTokens ?? 0) + (usage?.cacheReadInputTokens ?? 0) + (usage?.cacheCreationInputTokens ?? 0))
+      expect(fake.countRequests).toBe(1)
+      expect(fake.requests[0]?.path).toBe("/v1/messages/count_tokens")
+      expect(bodyOf(fake, 0)).toEqual({ model: "claude-test-sonnet", system: SYSTEM_PROMPT, messages: REQUEST.messages })
+    }), TEST_TIMEOUT)
+
+  it.scopedLive("a failing count_tokens fails with a typed error at once (no retries)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      const claude = yield* claudeFor(fake, { CLAUDE_MAX_RETRIES: "2" })
+      fake.setCountTokens(() => ({ kind: "httpError", errorType: "overloaded_error" }))
+      const error = yield* Effect.flip(claude.countTokens(REQUEST))
+      expect(error).toBeInstanceOf(ClaudeError)
+      expect(error.code).toBe("AI_OVERLOADED")
+      expect(fake.requests).toHaveLength(1)
     }), TEST_TIMEOUT)
 })
 

@@ -51,7 +51,8 @@ describe("configuration defaults", () => {
         claudeMaxTokens: 4096,
         contextMessageLimit: 20,
         claudeBaseUrl: "https://api.anthropic.com",
-        dataDir: ".data"
+        dataDir: ".data",
+        claudeCacheTtl: "5m"
       } satisfies Partial<AppConfigShape>)
       expect(config.logLevel).toBe(LogLevel.Info)
       expect(seconds(config.wsPingInterval)).toBe(30)
@@ -120,6 +121,24 @@ describe("LOG_LEVEL", () => {
       const error = yield* problemsOf({ LOG_LEVEL: "verbose" })
       expect(error).toBeInstanceOf(InvalidConfig)
       expect(error.problems).toEqual([expect.stringMatching(/^LOG_LEVEL\b.*verbose/)])
+    }))
+})
+
+describe("CLAUDE_CACHE_TTL", () => {
+  it.effect("accepts 5m, 1h and off, in any case", () =>
+    Effect.gen(function* () {
+      for (const [raw, ttl] of [["5m", "5m"], ["1H", "1h"], [" off ", "off"]] as const) {
+        expect((yield* loaded({ CLAUDE_CACHE_TTL: raw })).claudeCacheTtl).toBe(ttl)
+      }
+    }))
+
+  it.effect("refuses any other value, naming the variable", () =>
+    Effect.gen(function* () {
+      for (const raw of ["10m", "true", "", "1d"]) {
+        const error = yield* problemsOf({ CLAUDE_CACHE_TTL: raw })
+        expect(error).toBeInstanceOf(InvalidConfig)
+        expect(error.problems).toEqual([expect.stringMatching(/^CLAUDE_CACHE_TTL\b.*5m, 1h, off/)])
+      }
     }))
 })
 

@@ -395,6 +395,98 @@ describe("FakeAnthropic with the real SDK", () => {
     });
   });
 
+  describe("prompt caching and count_tokens", () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${fake.url}${path}`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "anthropic-version": "2023-06-01" },
+        body: JSON.stringify(body),
+      });
+    const text = (t: string, cache?: unknown) => ({ type: "text", text: t, ...(cache === undefined ? {} : { cache_control: cache }) });
+
+    const malformed: ReadonlyArray<readonly [string, Record<string, unknown>, string]> = [
+      ["a top-level cache_control of another type", { cache_control: { type: "persistent" } }, "cache_control.type: Input should be 'ephemeral'"],
+      ["a ttl the API does not offer", { cache_control: { type: "ephemeral", ttl: "10m" } }, "cache_control.ttl: Input should be '5m' or '1h'"],
+      ["an unknown key in cache_control", { cache_control: { type: "ephemeral", scope: "global" } }, "cache_control.scope: Extra inputs are not permitted"],
+      [
+        "a malformed breakpoint on a message block",
+        { messages: [{ role: "user", content: [text("hi", { type: "ephemeral", ttl: 300 })] }] },
+        "messages.0.content.0.cache_control.ttl: Input should be '5m' or '1h'",
+      ],
+      [
+        "a malformed breakpoint on a system block",
+        { system: [text("sys", "ephemeral")] },
+        "system.0.cache_control: Input should be a valid dictionary",
+      ],
+      [
+        "five breakpoints (four on blocks and the top-level one)",
+        {
+          system: [text("a", { type: "ephemeral" }), text("b", { type: "ephemeral" })],
+          messages: [{ role: "user", content: [text("c", { type: "ephemeral" }), text("d", { type: "ephemeral", ttl: "1h" })] }],
+          cache_control: { type: "ephemeral" },
+        },
+        "A maximum of 4 blocks with cache_control may be provided. Found 5.",
+      ],
+    ];
+    for (const [name, fields, message] of malformed) {
+      it(`refuses ${name} with the real 400 body`, async () => {
+        const response = await post("/v1/messages", { ...params(), ...fields });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toStrictEqual({
+          type: "error",
+          error: { type: "invalid_request_error", message },
+          request_id: response.headers.get("request-id"),
+        });
+        expect(fake.rejections).toHaveLength(1);
+      });
+    }
+
+    it("accepts four breakpoints, and both TTLs", async () => {
+      const response = await post("/v1/messages", {
+        ...params(),
+        system: [text("a", { type: "ephemeral", ttl: "1h" }), text("b", { type: "ephemeral" })],
+        messages: [{ role: "user", content: [text("c", { type: "ephemeral" }), text("d")] }],
+        cache_control: { type: "ephemeral", ttl: "5m" },
+      });
+      expect(response.status).toBe(200);
+      expect(fake.rejections).toHaveLength(0);
+    });
+
+    it("writes a prompt that asks for caching, reads it back for a longer prompt with the same leading messages, and not without cache_control", async () => {
+      const client = clientFor(fake);
+      const system = "You are a helpful assistant. ".repeat(40);
+      const first: Array<FakeMessageParam> = [{ role: "user", content: "Build me a todo app" }];
+      const second: Array<FakeMessageParam> = [...first, { role: "assistant", content: "Here it is." }, { role: "user", content: "Add dates" }];
+      const cached = { type: "ephemeral" } as const;
+      const one = await client.messages.create({ ...params(first), system, cache_control: cached });
+      const two = await client.messages.create({ ...params(second), system, cache_control: cached });
+      const uncached = await client.messages.create({ ...params(second), system });
+      expect(one.usage).toMatchObject({ input_tokens: 0, cache_read_input_tokens: 0 });
+      expect(one.usage.cache_creation_input_tokens).toBeGreaterThan(system.length / 4);
+      expect(two.usage.cache_read_input_tokens).toBe(one.usage.cache_creation_input_tokens);
+      expect(two.usage.cache_creation_input_tokens).toBeGreaterThan(0);
+      expect(uncached.usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation_input_tokens: 0 });
+      const total = (u: Anthropic.Usage) => u.input_tokens + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
+      expect(total(two.usage)).toBe(uncached.usage.input_tokens);
+      // A different system prompt is another prefix: nothing to read.
+      const other = await client.messages.create({ ...params(second), system: "Another prompt.", cache_control: cached });
+      expect(other.usage.cache_read_input_tokens).toBe(0);
+      // count_tokens: the whole prompt, as the SDK's countTokens reads it.
+      const counted = await client.messages.countTokens({ model: MODEL, messages: params(second).messages, system });
+      expect(counted).toStrictEqual({ input_tokens: total(two.usage) });
+    });
+
+    it("count_tokens refuses what the Messages API refuses, and max_tokens as an extra input", async () => {
+      const prefill = await post("/v1/messages/count_tokens", { model: MODEL, messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }] });
+      const extra = await post("/v1/messages/count_tokens", { ...params() });
+      for (const response of [prefill, extra]) {
+        expect(response.status).toBe(400);
+        expect(await response.json()).toMatchObject({ type: "error", error: { type: "invalid_request_error" } });
+      }
+      expect(fake.countRequests).toBe(0);
+    });
+  });
+
   it.scoped("works as a scoped Effect resource", () =>
     Effect.gen(function* () {
       const scoped = yield* FakeAnthropicScoped;

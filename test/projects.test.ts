@@ -57,6 +57,12 @@ const insertMessage = (app: TestApp, projectId: string, message: StoredMessage) 
     })
   )
 
+/** A project whose answers have no usage (issue 14: the totals are zeros). */
+const NO_USAGE = { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 }
+
+/** What an answer stored without Claude's summary shows of it (issue 14). */
+const NO_ANSWER_FACTS = { stopReason: null, continuations: 0, usage: null }
+
 const countMessages = (app: TestApp, projectId: string) =>
   app.sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM messages WHERE project_id = ${projectId}`.pipe(
     Effect.orDie,
@@ -223,7 +229,7 @@ describe("GET /api/projects/:id", () => {
     Effect.gen(function* () {
       const app = yield* startApp()
       const project = yield* newProject(app, "Empty")
-      expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [] })
+      expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [], usage: NO_USAGE })
     }))
 
   it.scopedLive("returns the messages in chronological order, codeBlocks on assistant messages only, with status", () =>
@@ -253,9 +259,9 @@ describe("GET /api/projects/:id", () => {
       expect(fetched.messages.map((m) => m.id)).toEqual(ids)
       expect(fetched.messages).toStrictEqual([
         { id: ids[0], role: "user", content: "Build me an inventory tracker", status: "complete", createdAt: expect.any(String) },
-        { id: ids[1], role: "assistant", content: answer, status: "complete", codeBlocks: [codeBlock], createdAt: expect.any(String) },
+        { id: ids[1], role: "assistant", content: answer, status: "complete", codeBlocks: [codeBlock], ...NO_ANSWER_FACTS, createdAt: expect.any(String) },
         { id: ids[2], role: "user", content: "Add a search feature", status: "complete", createdAt: expect.any(String) },
-        { id: ids[3], role: "assistant", content: "Sear", status: "cancelled", codeBlocks: [], createdAt: expect.any(String) }
+        { id: ids[3], role: "assistant", content: "Sear", status: "cancelled", codeBlocks: [], ...NO_ANSWER_FACTS, createdAt: expect.any(String) }
       ])
       const times = fetched.messages.map((m) => new Date(m.createdAt).getTime())
       expect([...times].sort((a, b) => a - b)).toEqual(times)
@@ -285,7 +291,7 @@ describe("PATCH /api/projects/:id", () => {
       const renamed = decodeExact(WireProject, answer.json)
       expect(renamed).toMatchObject({ id: project.id, title: "Inventory Tracker", createdAt: project.createdAt })
       expect(later(renamed.updatedAt, project.updatedAt)).toBe(true)
-      expect(yield* getProject(app, project.id)).toStrictEqual({ ...renamed, messages: [] })
+      expect(yield* getProject(app, project.id)).toStrictEqual({ ...renamed, messages: [], usage: NO_USAGE })
     }))
 
   it.scopedLive("rejects a missing, empty, blank, 256-character or mistyped title with 400 VALIDATION_ERROR", () =>
@@ -297,7 +303,7 @@ describe("PATCH /api/projects/:id", () => {
         expectError(yield* sendJson("PATCH", url, body), 400, "VALIDATION_ERROR")
       }
       expectError(yield* request(url, { method: "PATCH" }), 400, "VALIDATION_ERROR")
-      expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [] })
+      expect(yield* getProject(app, project.id)).toStrictEqual({ ...project, messages: [], usage: NO_USAGE })
     }))
 
   it.scopedLive("answers 404 PROJECT_NOT_FOUND for an unknown id", () =>

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import type { Statement } from "@effect/sql"
 import { Effect, Schema } from "effect"
 import { MessageRow } from "../src/domain/Message.js"
+import type { Usage } from "../src/domain/Usage.js"
 import { ProjectList, ProjectSummary, ProjectWithMessages } from "../src/domain/Project.js"
 import { extractCodeBlocks } from "../src/markdown/CodeBlocks.js"
 import { listQuery, projectQuery } from "../src/projects/ProjectsJson.js"
@@ -21,14 +22,19 @@ interface Seeded {
   readonly status: string
   readonly stopReason?: string
   readonly createdAt?: string
+  readonly continuations?: number
+  readonly usage?: Usage
 }
 
 const insertMessage = (app: TestApp, projectId: string, message: Seeded) =>
   app.sql`
-    INSERT INTO messages (project_id, role, content, status, code_blocks, stop_reason, created_at)
+    INSERT INTO messages (project_id, role, content, status, code_blocks, stop_reason, created_at, continuations,
+                          input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens)
     VALUES (${projectId}, ${message.role}, ${message.content}, ${message.status},
             ${JSON.stringify(message.role === "assistant" ? extractCodeBlocks(message.content) : [])}::jsonb,
-            ${message.stopReason ?? null}, ${message.createdAt ?? new Date().toISOString()}::timestamptz)`.pipe(Effect.orDie)
+            ${message.stopReason ?? null}, ${message.createdAt ?? new Date().toISOString()}::timestamptz, ${message.continuations ?? 0},
+            ${message.usage?.inputTokens ?? null}, ${message.usage?.outputTokens ?? null},
+            ${message.usage?.cacheReadInputTokens ?? null}, ${message.usage?.cacheCreationInputTokens ?? null})`.pipe(Effect.orDie)
 
 /** What the service answered before issue 13: rows decoded by the row schemas, encoded by the response classes. */
 const schemaEncodedProject = (app: TestApp, projectId: string) =>
@@ -37,10 +43,20 @@ const schemaEncodedProject = (app: TestApp, projectId: string) =>
       SELECT id, title, created_at AS "createdAt", updated_at AS "updatedAt" FROM projects WHERE id = ${projectId}`
     const rows = yield* app.sql`
       SELECT id, project_id AS "projectId", role, content, status, code_blocks AS "codeBlocks",
-             client_message_id AS "clientMessageId", stop_reason AS "stopReason", continuations, created_at AS "createdAt"
+             client_message_id AS "clientMessageId", stop_reason AS "stopReason", continuations, created_at AS "createdAt",
+             input_tokens AS "inputTokens", output_tokens AS "outputTokens",
+             cache_read_input_tokens AS "cacheReadInputTokens", cache_creation_input_tokens AS "cacheCreationInputTokens"
       FROM messages WHERE project_id = ${projectId} ORDER BY ordinal`
-    const messages = rows.map((row) => Schema.decodeUnknownSync(MessageRow)(row).toMessage())
-    const value = ProjectWithMessages.make({ ...project!, id: project!.id as never, messages })
+    const decoded = rows.map((row) => Schema.decodeUnknownSync(MessageRow)(row))
+    const usage = { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 }
+    for (const row of decoded) {
+      usage.inputTokens += row.usage?.inputTokens ?? 0
+      usage.outputTokens += row.usage?.outputTokens ?? 0
+      usage.cacheReadInputTokens += row.usage?.cacheReadInputTokens ?? 0
+      usage.cacheCreationInputTokens += row.usage?.cacheCreationInputTokens ?? 0
+    }
+    const messages = decoded.map((row) => row.toMessage())
+    const value = ProjectWithMessages.make({ ...project!, id: project!.id as never, messages, usage })
     return JSON.stringify(Schema.encodeSync(ProjectWithMessages)(value))
   }).pipe(Effect.orDie)
 
@@ -80,7 +96,12 @@ describe("GET /api/projects/:id as JSON built by PostgreSQL", () => {
           role: "assistant",
           content: text,
           status: i === 1 ? "streaming" : statuses[i % statuses.length]!,
-          ...(stopReasons[i % 3] === undefined ? {} : { stopReason: stopReasons[i % 3]! })
+          ...(stopReasons[i % 3] === undefined ? {} : { stopReason: stopReasons[i % 3]! }),
+          continuations: i % 4,
+          // Every other answer has usage; the rest are null (stored before usage was kept).
+          ...(i % 2 === 0
+            ? { usage: { inputTokens: 1000 + i, outputTokens: 20 * i, cacheReadInputTokens: 900 * i, cacheCreationInputTokens: i === 0 ? 0 : 7 } }
+            : {})
         })
         i++
       }
@@ -98,6 +119,11 @@ describe("GET /api/projects/:id as JSON built by PostgreSQL", () => {
       expect(parsed.messages).toHaveLength(TRICKY_TEXTS.length * 2 + 4)
       expect(parsed.messages.some((m) => (m.codeBlocks?.length ?? 0) >= 2)).toBe(true)
       expect(parsed.messages.filter((m) => m.role === "user").every((m) => m.codeBlocks === undefined)).toBe(true)
+      // Usage per answer (null for those without) and the project's totals are there too.
+      const withUsage = answer.json as { usage: Usage; messages: Array<{ role: string; usage?: Usage | null }> }
+      expect(withUsage.messages.filter((m) => m.role === "assistant" && m.usage === null).length).toBeGreaterThan(0)
+      expect(withUsage.messages.filter((m) => m.role === "assistant" && m.usage !== null).length).toBeGreaterThan(0)
+      expect(withUsage.usage.cacheReadInputTokens).toBeGreaterThan(0)
     }))
 
   it.scopedLive("is the Schema-encoded body for a project with no messages, and 404 for an absent one", () =>

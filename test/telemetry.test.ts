@@ -36,7 +36,14 @@ describe("telemetry", () => {
     Effect.gen(function* () {
       const receiver = yield* OtlpReceiver
       const fake = yield* FakeAnthropicScoped
-      fake.setDefault({ kind: "text", chunks: ["Here ", "you go:\n```python\nprint(1)\n```"], inputTokens: 42, outputTokens: 7 })
+      fake.setDefault({
+        kind: "text",
+        chunks: ["Here ", "you go:\n```python\nprint(1)\n```"],
+        inputTokens: 42,
+        outputTokens: 7,
+        cacheReadInputTokens: 1200,
+        cacheCreationInputTokens: 300
+      })
       // The app runs in its own scope: closing it flushes the batched spans.
       const requestId = yield* Effect.scoped(
         Effect.gen(function* () {
@@ -59,6 +66,8 @@ describe("telemetry", () => {
         "gen_ai.request.model": "claude-sonnet-5-5",
         "gen_ai.usage.input_tokens": 42,
         "gen_ai.usage.output_tokens": 7,
+        "gen_ai.usage.cache_read_input_tokens": 1200,
+        "gen_ai.usage.cache_creation_input_tokens": 300,
         "chat.status": "complete",
         "chat.chunks": 2
       })

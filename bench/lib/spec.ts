@@ -16,6 +16,8 @@ export interface AnswerSpec {
   readonly code: boolean
   /** Prefix each delta with the fake's send time, `⟦t=<epoch ms>⟧`. */
   readonly timestamps: boolean
+  /** Padding that makes the prompt as long as a real question (the cache scenario); ignored by the fake. */
+  readonly note?: string
 }
 
 const PROMPT_PREFIX = "bench-answer "

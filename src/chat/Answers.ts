@@ -1,12 +1,5 @@
 import { Cause, type Chunk, Clock, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
-import {
-  Claude,
-  type CompletionEvent,
-  type CompletionSummary,
-  type ContextMessage,
-  estimateTokens,
-  SYSTEM_PROMPT
-} from "../claude/Claude.js"
+import { addUsage, Claude, type CompletionEvent, type CompletionSummary, type ContextMessage, SYSTEM_PROMPT } from "../claude/Claude.js"
 import { continuationMessages } from "../claude/Continuation.js"
 import { AppConfig } from "../Config.js"
 import { claudeError, type ClaudeError } from "../domain/ClaudeError.js"
@@ -14,7 +7,7 @@ import { type DatabaseUnavailable, InternalError, ProjectNotFound } from "../dom
 import type { ProjectId } from "../domain/Ids.js"
 import { answerOutcome, Messages } from "../messages/Messages.js"
 import { AnswerStore } from "./AnswerStore.js"
-import { buildContext } from "./Context.js"
+import { fitContext } from "./Context.js"
 import * as Events from "./Events.js"
 import type { Generation, StopReason } from "./Generation.js"
 import { Rooms } from "./Rooms.js"
@@ -74,6 +67,13 @@ const recordContinuation = (generation: Generation, reason: string, detail?: str
     )
   })
 
+/** What the user reads when Claude refused: the answer's text, or appended to what it wrote before refusing. */
+export const REFUSAL_NOTICE =
+  "Claude declined to answer this request. Try asking for it in a different way; this exchange is left out of the conversation Claude sees next."
+
+/** Stop reasons after which the answer is continued with another request (bounded by CLAUDE_MAX_CONTINUATIONS). */
+const CONTINUED_AFTER: ReadonlySet<string> = new Set(["max_tokens", "pause_turn"])
+
 /** Pause before a continuation that follows a transient failure: 0.5 s, 1 s, 2 s, … at most 8 s. */
 const retryDelay = (attempt: number) => Duration.millis(Math.min(8000, 500 * 2 ** (attempt - 1)))
 
@@ -104,10 +104,9 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           Stream.run(deliverTo(seam)),
           Effect.ensuring(Effect.sync(() => seam.join()))
         )
-        return yield* Option.match(summary, {
-          onNone: () => Effect.fail(claudeError("AI_ERROR", "stream ended without a summary", true)),
-          onSome: (finished) => Effect.succeed(finished)
-        })
+        if (Option.isNone(summary)) return yield* Effect.fail(claudeError("AI_ERROR", "stream ended without a summary", true))
+        generation.usage = addUsage(generation.usage, summary.value.usage)
+        return summary.value
       })
 
     /**
@@ -122,20 +121,33 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
         const history = yield* messages.recent(projectId, config.contextMessageLimit).pipe(
           Effect.retry({ times: 2, schedule: Schedule.exponential("200 millis") })
         )
-        let afterMaxTokens = 0
+        let afterStops = 0
         let afterFailures = 0
+        // model_context_window_exceeded: the answer goes on once, from a context cut to half the budget.
+        let trimmed = false
         for (;;) {
-          const context = buildContext(history, {
+          const context = yield* fitContext(history, {
             messageLimit: config.contextMessageLimit,
+            tokenBudget: trimmed ? Math.floor(config.contextTokenBudget / 2) : config.contextTokenBudget,
+            systemPrompt: SYSTEM_PROMPT,
             // The partial answer is sent too: it takes its share of the budget.
-            tokenBudget: config.contextTokenBudget - estimateTokens(generation.text),
-            systemPrompt: SYSTEM_PROMPT
-          })
+            partial: generation.text
+          }, claude.countTokens)
           const result = yield* Effect.either(attempt(projectId, generation, context))
           if (Either.isRight(result)) {
-            if (result.right.stopReason !== "max_tokens" || afterMaxTokens >= config.claudeMaxContinuations) return result.right
-            afterMaxTokens++
-            yield* recordContinuation(generation, "max_tokens")
+            const stopReason = result.right.stopReason
+            if (stopReason === "refusal") {
+              rooms.broadcast(projectId, generation.append(generation.text.trim().length > 0 ? `\n\n${REFUSAL_NOTICE}` : REFUSAL_NOTICE))
+              return result.right
+            }
+            if (stopReason === "model_context_window_exceeded" && !trimmed) {
+              trimmed = true
+              yield* recordContinuation(generation, stopReason)
+              continue
+            }
+            if (!CONTINUED_AFTER.has(stopReason) || afterStops >= config.claudeMaxContinuations) return result.right
+            afterStops++
+            yield* recordContinuation(generation, stopReason)
             continue
           }
           const error = result.left
@@ -150,10 +162,13 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
     const finish = (projectId: ProjectId, generation: Generation, end: EndState) =>
       Effect.gen(function* () {
         const summary = end.status === "complete" ? end.summary : undefined
+        const usage = generation.usage
         yield* Effect.annotateCurrentSpan({
           "gen_ai.request.model": claude.kind === "demo" ? "demo" : config.claudeModel,
-          "gen_ai.usage.input_tokens": summary?.inputTokens ?? 0,
-          "gen_ai.usage.output_tokens": summary?.outputTokens ?? 0,
+          "gen_ai.usage.input_tokens": usage?.inputTokens ?? 0,
+          "gen_ai.usage.output_tokens": usage?.outputTokens ?? 0,
+          "gen_ai.usage.cache_read_input_tokens": usage?.cacheReadInputTokens ?? 0,
+          "gen_ai.usage.cache_creation_input_tokens": usage?.cacheCreationInputTokens ?? 0,
           "chat.status": end.status,
           "chat.chunks": generation.seq,
           "chat.continuations": generation.continuations,
@@ -172,7 +187,8 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
           status: end.status,
           stopReason: summary?.stopReason ?? null,
           errorCode: end.status === "error" ? Events.webSocketCode(end.error) : end.status === "complete" ? null : end.status.toUpperCase(),
-          continuations: generation.continuations
+          continuations: generation.continuations,
+          usage
         })
         const stored = yield* store.store(outcome)
         rooms.end(
@@ -189,7 +205,8 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
               codeBlocks: outcome.codeBlocks,
               status: end.status,
               stopReason: outcome.stopReason,
-              continuations: outcome.continuations
+              continuations: outcome.continuations,
+              usage
             })
         )
         yield* Effect.logInfo("answer finished").pipe(
@@ -197,7 +214,9 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
             status: end.status,
             chunks: generation.seq,
             characters: generation.text.length,
-            continuations: generation.continuations
+            continuations: generation.continuations,
+            stopReason: outcome.stopReason,
+            ...(usage === null ? {} : usage)
           })
         )
       })

@@ -54,14 +54,14 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const acknowledgeAgain = (projectId: ProjectId, reply: Subscriber, userMessageId: MessageId) =>
       Effect.map(messages.answerTo(userMessageId), (answer) => {
         if (Option.isNone(answer)) return false
-        const { id, content, codeBlocks, status, stopReason, continuations } = answer.value
+        const { id, content, codeBlocks, status, stopReason, continuations, usage } = answer.value
         if (status === "streaming") {
           const running = rooms.running(projectId)
           if (running?.messageId === id) for (const json of running.catchUp()) reply.send(json)
           return true
         }
         reply.send(Events.messageStart(id, userMessageId, true))
-        reply.send(Events.messageComplete({ messageId: id, fullContent: content, codeBlocks, status, stopReason, continuations }))
+        reply.send(Events.messageComplete({ messageId: id, fullContent: content, codeBlocks, status, stopReason, continuations, usage }))
         return true
       })
 

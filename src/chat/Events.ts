@@ -14,6 +14,7 @@ import {
 } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import type { MessageStatus } from "../domain/Message.js"
+import type { Usage } from "../domain/Usage.js"
 
 /*
  * Server events, encoded once per event (not once per listening connection). The shapes
@@ -58,6 +59,7 @@ export const messageComplete = (options: {
   readonly status: Exclude<MessageStatus, "streaming">
   readonly stopReason: string | null
   readonly continuations: number
+  readonly usage: Usage | null
 }) =>
   encode({
     type: "message_complete",
@@ -67,6 +69,7 @@ export const messageComplete = (options: {
     status: options.status,
     stopReason: options.stopReason,
     continuations: options.continuations,
+    usage: options.usage === null ? null : { ...options.usage },
     timestamp: now()
   })
 

@@ -1,5 +1,7 @@
 import { Effect, Fiber } from "effect"
 import type { MessageId } from "../domain/Ids.js"
+import type { Usage } from "../domain/Usage.js"
+import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"
 import * as Events from "./Events.js"
 
 /** Why an answer was stopped before Claude finished it: by its user, or by a shutdown. */
@@ -21,6 +23,8 @@ export class Generation {
   stopReason: StopReason | undefined = undefined
   /** Extra requests to Claude this answer has taken (stored with it). */
   continuations = 0
+  /** Tokens its requests cost so far (summed over continuations); null until Claude reports any. */
+  usage: Usage | null = null
   private fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
 
   constructor(
@@ -33,8 +37,9 @@ export class Generation {
    * An answer that goes on from stored text (continued on request, or after a restart):
    * the stored text counts as its first chunk, and this run is one more continuation.
    */
-  static resumed(answer: { readonly id: MessageId; readonly userMessageId: MessageId; readonly content: string; readonly continuations: number }) {
+  static resumed(answer: StoredAnswer) {
     const generation = new Generation(answer.id, answer.userMessageId, null)
+    generation.usage = storedUsage(answer)
     generation.text = answer.content
     generation.seq = answer.content.length > 0 ? 1 : 0
     generation.continuations = answer.continuations + 1

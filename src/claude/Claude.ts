@@ -1,5 +1,6 @@
 import { Context, type Effect, type Stream } from "effect"
 import type { ClaudeError } from "../domain/ClaudeError.js"
+import type { Usage } from "../domain/Usage.js"
 
 /** The PRD's system prompt, verbatim. */
 export const SYSTEM_PROMPT = `You are Go Chat, an AI assistant that helps users build applications by writing code.
@@ -31,11 +32,21 @@ export interface CompletionRequest {
   readonly messages: ReadonlyArray<ContextMessage>
 }
 
+export type { Usage }
+
+/** Usage of two requests of one answer, added up. */
+export const addUsage = (a: Usage | null, b: Usage): Usage =>
+  a === null ? b : {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    cacheReadInputTokens: a.cacheReadInputTokens + b.cacheReadInputTokens,
+    cacheCreationInputTokens: a.cacheCreationInputTokens + b.cacheCreationInputTokens
+  }
+
 /** What Claude said in the end: why it stopped and what it cost. */
 export interface CompletionSummary {
   readonly stopReason: string
-  readonly inputTokens: number
-  readonly outputTokens: number
+  readonly usage: Usage
 }
 
 /** A stream of text deltas, then exactly one summary. */
@@ -52,6 +63,8 @@ export interface ClaudeShape {
    * what cancels the request.
    */
   readonly stream: (request: CompletionRequest) => Stream.Stream<CompletionEvent, ClaudeError>
+  /** The exact input tokens of an answer request (the Messages API's `count_tokens`). */
+  readonly countTokens: (request: CompletionRequest) => Effect.Effect<number, ClaudeError>
   /** A short, non-streamed completion with the title model. */
   readonly title: (request: CompletionRequest) => Effect.Effect<string, ClaudeError>
 }

@@ -4,7 +4,7 @@ import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import type { EmitOpsPush } from "effect/StreamEmit"
 import { AppConfig } from "../Config.js"
 import { claudeError, ClaudeError } from "../domain/ClaudeError.js"
-import { Claude, type CompletionEvent, type CompletionRequest } from "./Claude.js"
+import { Claude, type CompletionEvent, type CompletionRequest, type Usage } from "./Claude.js"
 
 const TITLE_MAX_TOKENS = 32
 
@@ -38,26 +38,43 @@ export const toClaudeError = (error: unknown): ClaudeError => {
   return claudeError("AI_ERROR", `${name}: connection failed or the stream was cut`, true)
 }
 
-/** Turns SDK stream events into text deltas and one closing summary. */
+/**
+ * Turns SDK stream events into text deltas and one closing summary. `message_start` carries
+ * the input side of the usage; `message_delta` the output tokens and, when not null, the
+ * final input counts (its usage is cumulative).
+ */
 const completionEvents = () => {
-  let inputTokens = 0
-  let outputTokens = 0
+  let usage: Usage = { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 }
   let stopReason = "end_turn"
   return (event: MessageStreamEvent): CompletionEvent | undefined => {
     switch (event.type) {
-      case "message_start":
-        inputTokens = event.message.usage.input_tokens
+      case "message_start": {
+        const start = event.message.usage
+        usage = {
+          inputTokens: start.input_tokens,
+          outputTokens: start.output_tokens,
+          cacheReadInputTokens: start.cache_read_input_tokens ?? 0,
+          cacheCreationInputTokens: start.cache_creation_input_tokens ?? 0
+        }
         return undefined
+      }
       case "content_block_delta":
         return event.delta.type === "text_delta" && event.delta.text.length > 0
           ? { _tag: "TextDelta", text: event.delta.text }
           : undefined
-      case "message_delta":
+      case "message_delta": {
+        const delta = event.usage
         stopReason = event.delta.stop_reason ?? stopReason
-        outputTokens = event.usage.output_tokens
+        usage = {
+          inputTokens: delta.input_tokens ?? usage.inputTokens,
+          outputTokens: delta.output_tokens,
+          cacheReadInputTokens: delta.cache_read_input_tokens ?? usage.cacheReadInputTokens,
+          cacheCreationInputTokens: delta.cache_creation_input_tokens ?? usage.cacheCreationInputTokens
+        }
         return undefined
+      }
       case "message_stop":
-        return { _tag: "Finished", summary: { stopReason, inputTokens, outputTokens } }
+        return { _tag: "Finished", summary: { stopReason, usage } }
       default:
         return undefined
     }
@@ -83,6 +100,11 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
       })
 
       const messagesOf = (request: CompletionRequest) => request.messages.map((m) => ({ role: m.role, content: m.content }))
+      // The top-level (automatic) breakpoint: the system prompt and the whole conversation up
+      // to its last block are cached, and the breakpoint moves forward with each turn.
+      const cacheControl = config.claudeCacheTtl === "off"
+        ? {}
+        : { cache_control: { type: "ephemeral", ttl: config.claudeCacheTtl } as const }
 
       /** Opens the request and pushes its events into `emit`; returns how to abort it. */
       const open = (request: CompletionRequest, emit: EmitOpsPush<ClaudeError, CompletionEvent>) => {
@@ -90,7 +112,8 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
           model: config.claudeModel,
           max_tokens: config.claudeMaxTokens,
           system: request.system,
-          messages: messagesOf(request)
+          messages: messagesOf(request),
+          ...cacheControl
         })
         const toEvent = completionEvents()
         let ended = false
@@ -164,6 +187,16 @@ export const ClaudeLive = (apiKey: Redacted.Redacted<string>) =>
         }
       )
 
-      return { kind: "claude", stream, title } as const
+      const countTokens = Effect.fn("Claude.countTokens")((request: CompletionRequest) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.messages.countTokens(
+              { model: config.claudeModel, system: request.system, messages: messagesOf(request) },
+              { signal, maxRetries: 0 }
+            ),
+          catch: toClaudeError
+        }).pipe(Effect.map((count) => count.input_tokens)))
+
+      return { kind: "claude", stream, countTokens, title } as const
     })
   )

@@ -104,6 +104,9 @@ export const demoAnswer = (messages: ReadonlyArray<ContextMessage>): string => {
   ].join("\n")
 }
 
+const estimatePrompt = (request: CompletionRequest) =>
+  estimateTokens(request.system) + request.messages.reduce((n, m) => n + estimateTokens(m.content), 0)
+
 /** Splits text into chunks of a few words, keeping every character. */
 export const demoChunks = (text: string): ReadonlyArray<string> => {
   const words = text.match(/\S+\s*/g) ?? []
@@ -135,16 +138,22 @@ export const DemoModelLive = Layer.effect(
       )
       const finished: CompletionEvent = {
         _tag: "Finished",
+        // Plausible numbers (the ~4 characters per token estimate); the demo caches nothing.
         summary: {
           stopReason: "end_turn",
-          inputTokens: request.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
-          outputTokens: estimateTokens(answer)
+          usage: {
+            inputTokens: estimatePrompt(request),
+            outputTokens: estimateTokens(answer),
+            cacheReadInputTokens: 0,
+            cacheCreationInputTokens: 0
+          }
         }
       }
       return Stream.concat(deltas, Stream.fromChunk(Chunk.of(finished)))
     }
     const title = (request: CompletionRequest) =>
       Effect.succeed(titleCase(subjectOf(request.messages.at(-1)?.content ?? "")))
-    return { kind: "demo", stream, title } as const
+    const countTokens = (request: CompletionRequest) => Effect.succeed(estimatePrompt(request))
+    return { kind: "demo", stream, countTokens, title } as const
   })
 )

@@ -1,6 +1,10 @@
+import { Predicate } from "effect"
 import type { ServerEvent } from "../domain/ChatProtocol.js"
 
 type Event<T extends ServerEvent["type"]> = Extract<ServerEvent, { readonly type: T }>
+
+/** Tokens an answer cost (`usage` of `message_complete`), or null. */
+type Usage = Event<"message_complete">["usage"]
 
 /** Where an answer is: streaming, or its final status as stored (or the error that ended it). */
 export type AnswerStatus = "streaming" | "complete" | "cancelled" | "error" | "interrupted"
@@ -20,6 +24,8 @@ export interface Answer {
   readonly errorCode: string | null
   /** `continuations` of `message_complete` when the server reports it. */
   readonly continuations: number
+  /** `usage` of `message_complete` (tokens the answer cost), null when the server reports none. */
+  readonly usage: Usage
   readonly codeBlocks: Event<"message_complete">["codeBlocks"]
 }
 
@@ -34,6 +40,9 @@ const continuationsOf = (event: Event<"message_complete">): number => {
   const value: unknown = Reflect.get(event, "continuations")
   return typeof value === "number" ? value : 0
 }
+
+/** Servers before usage was reported leave the field out. */
+const usageOf = (event: Event<"message_complete">): Usage => (Predicate.isObject(event.usage) ? event.usage : null)
 
 /**
  * Assembles answers by `offset`. A chunk carries the characters from `offset` on: what the
@@ -67,6 +76,7 @@ export class AnswerAssembler {
           stopReason: null,
           errorCode: null,
           continuations: known?.continuations ?? 0,
+          usage: known?.usage ?? null,
           codeBlocks: []
         }
         return this.store(answer, "")
@@ -93,6 +103,7 @@ export class AnswerAssembler {
           stopReason: event.stopReason,
           errorCode: known?.errorCode ?? null,
           continuations: continuationsOf(event),
+          usage: usageOf(event),
           codeBlocks: event.codeBlocks
         }, delta)
       }

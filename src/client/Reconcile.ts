@@ -36,9 +36,9 @@ export const storedCompletions = (
         fullContent: message.content,
         codeBlocks: message.codeBlocks ?? [],
         status: message.status === "streaming" ? "interrupted" : message.status,
-        stopReason: null,
-        // Not part of the stored message's REST shape.
-        continuations: 0,
+        stopReason: message.stopReason ?? null,
+        continuations: message.continuations ?? 0,
+        usage: message.usage ?? null,
         timestamp: new Date().toISOString()
       }))
   }).pipe(Effect.catchAll(() => Effect.succeed([])), Effect.catchAllDefect(() => Effect.succeed([])), Effect.runPromise)

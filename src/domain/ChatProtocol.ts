@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { ClaudeErrorCode } from "./ClaudeError.js"
 import { CodeBlock } from "./CodeBlock.js"
 import { MessageId, ProjectId } from "./Ids.js"
+import { Usage } from "./Usage.js"
 
 /*
  * The WebSocket protocol of /ws/chat: the PRD's messages, plus additive fields and types
@@ -87,6 +88,8 @@ export const MessageCompleteEvent = Schema.Struct({
   stopReason: Schema.NullOr(Schema.String),
   /** Extra requests to Claude this answer took (after max_tokens, transient failures, restarts). */
   continuations: Schema.Int,
+  /** Tokens the answer cost, summed over its requests; null when Claude reported none (stopped before any request finished). */
+  usage: Schema.NullOr(Usage),
   timestamp: Schema.String
 })
 

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { ProjectId } from "./Ids.js"
 import { Message } from "./Message.js"
+import { Usage } from "./Usage.js"
 
 export const DEFAULT_TITLE = "New Project"
 
@@ -27,6 +28,11 @@ export class ProjectSummary extends Schema.Class<ProjectSummary>("ProjectSummary
 export class ProjectWithMessages extends Schema.Class<ProjectWithMessages>("ProjectWithMessages")({
   ...Project.fields,
   messages: Schema.Array(Message),
+  /**
+   * Tokens all the project's answers cost (every message, not only this page's); zeros when
+   * none has usage. Always sent; optional in the schema so the PRD's shape stays as it was.
+   */
+  usage: Schema.optional(Usage),
   /** Only with `messagesLimit` or `before`: pass it as `before` for the older messages; null when there are none. */
   nextBefore: Schema.optional(Schema.NullOr(Schema.String))
 }) {}

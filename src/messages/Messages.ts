@@ -2,9 +2,13 @@ import { SqlClient, SqlSchema } from "@effect/sql"
 import { Duration, Effect, Option, Predicate, Schema } from "effect"
 import { orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
-import { ChatBusy, ProjectNotFound, ValidationError } from "../domain/Errors.js"
+import { ChatBusy, ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
-import { MESSAGE_ROW_COLUMNS, MessageRow, MessageStatus, Role } from "../domain/Message.js"
+import { MESSAGE_ROW_COLUMNS, MessageRow, type MessageStatus, Role } from "../domain/Message.js"
+import { StoredAnswer } from "./StoredAnswer.js"
+
+export { continuable, StoredAnswer } from "./StoredAnswer.js"
+import type { Usage } from "../domain/Usage.js"
 import { extractCodeBlocks } from "../markdown/CodeBlocks.js"
 
 export interface AnswerOutcome {
@@ -14,53 +18,25 @@ export interface AnswerOutcome {
   readonly stopReason: string | null
   readonly errorCode: string | null
   readonly continuations: number
+  /** Summed over the answer's requests; null when Claude reported none (kept as stored then). */
+  readonly usage: Usage | null
   readonly codeBlocks: ReadonlyArray<CodeBlock>
 }
 
-/** A project's latest answer as stored: what `continue` and a restart go on from. */
-export const StoredAnswer = Schema.Struct({
-  id: MessageId,
-  projectId: ProjectId,
-  userMessageId: MessageId,
-  content: Schema.String,
-  status: MessageStatus,
-  stopReason: Schema.NullOr(Schema.String),
-  continuations: Schema.Int
-})
-export type StoredAnswer = typeof StoredAnswer.Type
-
-/** An answer that stopped before Claude finished it, so `continue` can go on with it. */
-const isContinuable = (answer: StoredAnswer) =>
-  answer.status === "interrupted" || answer.status === "error" || answer.status === "cancelled" ||
-  (answer.status === "complete" && answer.stopReason === "max_tokens")
-
-/** The project's latest answer when it is `messageId` and can be continued; a validation error otherwise. */
-export const continuable = (latest: Option.Option<StoredAnswer>, messageId: MessageId) =>
-  Option.isNone(latest) || latest.value.id !== messageId
-    ? Effect.fail(new ValidationError({ message: "only the project's latest answer can be continued" }))
-    : isContinuable(latest.value)
-    ? Effect.succeed(latest.value)
-    : Effect.fail(new ValidationError({
-      message: "this answer is complete; only an answer that was interrupted, failed, cancelled or stopped at max_tokens can be continued"
-    }))
-
-const isUniqueViolation = (error: unknown) =>
+/** A PostgreSQL error of SQLSTATE `code` (23505: unique violation, 23503: foreign key violation). */
+const hasSqlState = (code: string) => (error: unknown) =>
   Predicate.isTagged(error, "SqlError") &&
   Predicate.hasProperty(error, "cause") &&
   Predicate.hasProperty(error.cause, "code") &&
-  error.cause.code === "23505"
+  error.cause.code === code
+const isUniqueViolation = hasSqlState("23505")
+const isForeignKeyViolation = hasSqlState("23503")
 
 /** An answer's end state; its code blocks are found here, once, for storing and for clients alike. */
 export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): AnswerOutcome => ({
   ...fields,
   codeBlocks: extractCodeBlocks(fields.content)
 })
-
-const isForeignKeyViolation = (error: unknown) =>
-  Predicate.isTagged(error, "SqlError") &&
-  Predicate.hasProperty(error, "cause") &&
-  Predicate.hasProperty(error.cause, "code") &&
-  error.cause.code === "23503"
 
 /** The messages repository: the chat path's writes and the context it reads. */
 export class Messages extends Effect.Service<Messages>()("Messages", {
@@ -94,10 +70,10 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
 
     const recentRows = SqlSchema.findAll({
       Request: Schema.Struct({ projectId: ProjectId, limit: Schema.Int }),
-      Result: Schema.Struct({ role: Role, content: Schema.String }),
+      Result: Schema.Struct({ role: Role, content: Schema.String, stopReason: Schema.NullOr(Schema.String) }),
       execute: ({ projectId, limit }) =>
-        sql`SELECT role, content FROM (
-              SELECT role, content, ordinal FROM messages
+        sql`SELECT role, content, stop_reason FROM (
+              SELECT role, content, stop_reason, ordinal FROM messages
               WHERE project_id = ${projectId} AND status <> 'streaming'
               ORDER BY ordinal DESC LIMIT ${limit}
             ) recent ORDER BY ordinal`
@@ -122,6 +98,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
 
     // An answer with the user message it answers (the one right before it).
     const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations,
+        m.input_tokens, m.output_tokens, m.cache_read_input_tokens, m.cache_creation_input_tokens,
         (SELECT u.id FROM messages u WHERE u.project_id = m.project_id AND u.role = 'user' AND u.ordinal < m.ordinal
          ORDER BY u.ordinal DESC LIMIT 1) AS user_message_id
       FROM messages m`)
@@ -195,17 +172,22 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         Effect.tap(() => Effect.annotateCurrentSpan("answers", answers.length))
       ))
 
-    /** The final text, status and code blocks of an answer. */
     /**
      * The final text, status and code blocks of an answer, and its project's `updatedAt`, in
      * one statement (one round trip, atomic). False when the answer no longer exists (its
      * project was deleted meanwhile).
      */
-    const finish = Effect.fn("Messages.finish")((outcome: AnswerOutcome) =>
-      sql<{ stored: number }>`WITH finished AS (
+    const finish = Effect.fn("Messages.finish")((outcome: AnswerOutcome) => {
+      const usage = outcome.usage
+      return sql<{ stored: number }>`WITH finished AS (
                    UPDATE messages SET content = ${outcome.content}, status = ${outcome.status},
                      code_blocks = ${JSON.stringify(outcome.codeBlocks)}::jsonb, stop_reason = ${outcome.stopReason},
-                     error_code = ${outcome.errorCode}, continuations = ${outcome.continuations}, updated_at = NOW()
+                     error_code = ${outcome.errorCode}, continuations = ${outcome.continuations},
+                     input_tokens = COALESCE(${usage?.inputTokens ?? null}, input_tokens),
+                     output_tokens = COALESCE(${usage?.outputTokens ?? null}, output_tokens),
+                     cache_read_input_tokens = COALESCE(${usage?.cacheReadInputTokens ?? null}, cache_read_input_tokens),
+                     cache_creation_input_tokens = COALESCE(${usage?.cacheCreationInputTokens ?? null}, cache_creation_input_tokens),
+                     updated_at = NOW()
                    WHERE id = ${outcome.id}
                    RETURNING project_id
                  ), touched AS (
@@ -214,7 +196,8 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
                  SELECT count(*)::int AS stored FROM finished`.pipe(
         orUnavailable,
         Effect.map((rows) => (rows[0]?.stored ?? 0) > 0)
-      ))
+      )
+    })
 
     /**
      * Answers still `streaming` that no generation of this process owns and that have not
@@ -268,7 +251,8 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
             status: "interrupted",
             stopReason: null,
             errorCode: "INTERRUPTED",
-            continuations: row.continuations
+            continuations: row.continuations,
+            usage: null
           })))
         return { resumable, interrupted: stale.length }
       }).pipe(orUnavailable)

@@ -35,10 +35,33 @@ const CODE_BLOCKS_JSON = `CASE WHEN code_blocks = '[]'::jsonb THEN '[]' ELSE (
          AS ("language" text, "code" text, "startIndex" bigint, "endIndex" bigint, "startLine" bigint, "endLine" bigint))
        WITH ORDINALITY AS b(language, code, start_index, end_index, start_line, end_line, k)) END`
 
+/** The `Usage` object from four token columns (or sums) in the API's key order. */
+const usageJson = (input: string, output: string, cacheRead: string, cacheCreation: string) =>
+  `'{"inputTokens":' || ${input} || ',"outputTokens":' || ${output}
+  || ',"cacheReadInputTokens":' || ${cacheRead} || ',"cacheCreationInputTokens":' || ${cacheCreation} || '}'`
+
+/** An answer's usage, null when it has none (stored before usage was kept, or none reported). */
+const MESSAGE_USAGE_JSON = `CASE WHEN input_tokens IS NULL THEN 'null' ELSE ${
+  usageJson("input_tokens", "coalesce(output_tokens, 0)", "coalesce(cache_read_input_tokens, 0)", "coalesce(cache_creation_input_tokens, 0)")
+} END`
+
+/** The project's totals over every message (not only the page's). */
+const projectUsageJson = (projectId: string) =>
+  `(SELECT ${
+    usageJson(
+      "coalesce(sum(input_tokens), 0)",
+      "coalesce(sum(output_tokens), 0)",
+      "coalesce(sum(cache_read_input_tokens), 0)",
+      "coalesce(sum(cache_creation_input_tokens), 0)"
+    )
+  } FROM messages WHERE project_id = ${projectId})`
+
 /** Role and status are constrained to known words by the table, ids are UUIDs: only text needs escaping. */
 const MESSAGE_JSON = `'{"id":"' || id || '","role":"' || role || '","content":' || to_json(content)::text
   || ',"status":"' || status || '"'
-  || CASE WHEN role = 'assistant' THEN ',"codeBlocks":' || ${CODE_BLOCKS_JSON} ELSE '' END
+  || CASE WHEN role = 'assistant' THEN ',"codeBlocks":' || ${CODE_BLOCKS_JSON}
+    || ',"stopReason":' || coalesce(to_json(stop_reason)::text, 'null') || ',"continuations":' || continuations
+    || ',"usage":' || ${MESSAGE_USAGE_JSON} ELSE '' END
   || ',"createdAt":"' || ${iso("created_at")} || '"}'`
 
 /** Order-independent digest of a set of row versions. */
@@ -92,7 +115,7 @@ export const listQuery = (sql: SqlClient.SqlClient, page: PageRequest<ProjectsCu
 
 export interface ProjectRowJson {
   readonly etag: string
-  /** `{"id":…,"updatedAt":…,"messages":[…]` (to be closed), or null when the client's copy is current. */
+  /** `{"id":…,"updatedAt":…,"messages":[…],"usage":{…}` (to be closed), or null when the client's copy is current. */
   readonly head: string | null
   readonly nextBefore: string | null
 }
@@ -110,7 +133,8 @@ export const projectQuery = (
     WITH project AS (
       SELECT id, title, created_at, updated_at, xmin::text AS version FROM projects WHERE id = ${projectId}
     ), page AS MATERIALIZED (
-      SELECT id, role, content, status, code_blocks, created_at, ordinal, xmin,
+      SELECT id, role, content, status, code_blocks, stop_reason, continuations,
+             input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, created_at, ordinal, xmin,
              row_number() OVER (ORDER BY ordinal DESC) AS n
       FROM messages WHERE project_id = ${projectId} AND ${before}
       ORDER BY ordinal DESC
@@ -126,7 +150,7 @@ export const projectQuery = (
         || '","messages":[' || coalesce((
           SELECT string_agg(${sql.literal(MESSAGE_JSON)}, ',' ORDER BY ordinal)
           FROM page WHERE ${page.limit}::int IS NULL OR n <= ${page.limit}::int
-        ), '') || ']'
+        ), '') || '],"usage":' || ${sql.literal(projectUsageJson("tag.id"))}
       END AS head,
       (SELECT ordinal::text FROM page
        WHERE n = ${page.limit}::int AND EXISTS (SELECT 1 FROM page WHERE n > ${page.limit}::int)) AS next_before

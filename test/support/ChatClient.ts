@@ -9,7 +9,7 @@ import { Duration, Effect, Either, Schema, type Scope } from "effect"
 import type { IncomingMessage } from "node:http"
 import WebSocket from "ws"
 import { LIVENESS_TIMEOUT_MS } from "./Http.js"
-import { ISO_TIMESTAMP, UUID, WireCodeBlock } from "./Wire.js"
+import { ISO_TIMESTAMP, UUID, WireCodeBlock, WireUsage } from "./Wire.js"
 
 // ---------------------------------------------------------------------------------------------
 // Server events as clients receive them
@@ -42,6 +42,8 @@ export const WireMessageComplete = Schema.Struct({
   status: Schema.Literal("complete", "cancelled", "error", "interrupted"),
   stopReason: Schema.NullOr(Schema.String),
   continuations: Schema.Int.pipe(Schema.nonNegative()),
+  /** Issue 14: tokens the answer cost, null when Claude reported none. */
+  usage: Schema.NullOr(WireUsage),
   timestamp: IsoTimestamp
 })
 

@@ -59,9 +59,12 @@ export const memorySubscriber = (): MemorySubscriber => {
 }
 
 /** `Chat` on a scripted model and a fresh database, plus what a test needs around it. */
-export const startChatService = (env: Record<string, string> = {}) =>
+export const startChatService = (
+  env: Record<string, string> = {},
+  options: { readonly countTokens?: Parameters<typeof makeScriptedClaude>[1] } = {}
+) =>
   Effect.gen(function* () {
-    const claude = yield* makeScriptedClaude()
+    const claude = yield* makeScriptedClaude(undefined, options.countTokens)
     const databaseUrl = env["DATABASE_URL"] ?? (yield* freshDatabase)
     const config = ConfigProvider.fromMap(
       new Map(Object.entries({ LOG_LEVEL: "error", DATABASE_URL: databaseUrl, CHECKPOINT_INTERVAL_MS: "60000", ...env }))

@@ -32,6 +32,7 @@ import {
   sendJson,
   sendRefusal,
 } from "./MessagesApiRules.js";
+import { makePromptCache, type PromptCache, type PromptUsage, promptTokens } from "./PromptCache.js";
 
 export type { ApiErrorType, MessagesRequestBody } from "./MessagesApiRules.js";
 export { KNOWN_MODELS, PREFILL_MESSAGE } from "./MessagesApiRules.js";
@@ -61,7 +62,11 @@ export interface ChunkScript {
    * comparable across processes on one host). Strip with {@link TIMESTAMP_MARKER}.
    */
   readonly timestampChunks?: boolean;
-  /** `usage.input_tokens`; default: a rough estimate from the request (chars / 4). */
+  /**
+   * `usage.input_tokens`. Default (with no cache numbers scripted either): the emulated
+   * prompt cache's count (PromptCache.ts): the prompt's tokens at about four characters
+   * each, split into uncached input, cache reads and cache writes as `cache_control` asks.
+   */
   readonly inputTokens?: number;
   /**
    * Holds the answer after this many chunks (0: before the first) until `resume` settles:
@@ -156,6 +161,15 @@ export interface FakeAnthropic {
   /** The next valid requests get these replies in order; then the default reply is used. */
   enqueue(...replies: ReadonlyArray<FakeReply>): void;
   setDefault(reply: FakeReply): void;
+  /**
+   * What `POST /v1/messages/count_tokens` answers: by default the prompt's tokens as the
+   * replies count them (input + cache read + cache creation of the same prompt).
+   */
+  setCountTokens(answer: (body: MessagesRequestBody) => number | HttpErrorReply): void;
+  /** `count_tokens` requests answered so far (valid ones). */
+  readonly countRequests: number;
+  /** Prefixes held by the emulated prompt cache. */
+  readonly promptCacheEntries: number;
   /** SSE responses currently open. */
   readonly openStreams: number;
   /** SSE responses whose client closed the connection before the fake ended them. */
@@ -220,8 +234,21 @@ const defaultErrorMessage = (type: ApiErrorType): string =>
 
 const isAbortError = (error: unknown): boolean => error instanceof Error && error.name === "AbortError";
 
-const estimateInputTokens = (body: MessagesRequestBody): number =>
-  Math.max(1, Math.ceil(JSON.stringify(body.raw["system"] ?? "").length / 4 + JSON.stringify(body.messages).length / 4));
+/**
+ * A reply's input usage: the numbers it scripts, when it scripts any; otherwise what the
+ * prompt cache makes of the request (see PromptCache.ts).
+ */
+const inputUsageOf = (reply: ContentReply, body: MessagesRequestBody, cache: PromptCache): PromptUsage => {
+  const scripted = reply.kind === "text"
+    ? reply.inputTokens ?? reply.cacheReadInputTokens ?? reply.cacheCreationInputTokens
+    : reply.inputTokens;
+  if (scripted === undefined) return cache.use(body);
+  return {
+    input_tokens: reply.inputTokens ?? promptTokens(body),
+    cache_creation_input_tokens: reply.kind === "text" ? (reply.cacheCreationInputTokens ?? 0) : 0,
+    cache_read_input_tokens: reply.kind === "text" ? (reply.cacheReadInputTokens ?? 0) : 0,
+  };
+};
 
 // ---------------------------------------------------------------------------
 // Reply rendering
@@ -241,14 +268,7 @@ interface StreamContext {
 const chunkText = (script: ChunkScript, text: string): string =>
   script.timestampChunks === true ? `⟦t=${preciseNow().toFixed(3)}⟧${text}` : text;
 
-const startUsage = (reply: ContentReply, inputTokens: number) => ({
-  input_tokens: inputTokens,
-  cache_creation_input_tokens: reply.kind === "text" ? (reply.cacheCreationInputTokens ?? 0) : 0,
-  cache_read_input_tokens: reply.kind === "text" ? (reply.cacheReadInputTokens ?? 0) : 0,
-  output_tokens: 1,
-});
-
-const messageShell = (body: MessagesRequestBody, reply: ContentReply, inputTokens: number) => ({
+const messageShell = (body: MessagesRequestBody, usage: PromptUsage) => ({
   id: randomId("msg_"),
   type: "message",
   role: "assistant",
@@ -256,7 +276,7 @@ const messageShell = (body: MessagesRequestBody, reply: ContentReply, inputToken
   content: [] as Array<unknown>,
   stop_reason: null as string | null,
   stop_sequence: null as string | null,
-  usage: startUsage(reply, inputTokens),
+  usage: { ...usage, output_tokens: 1 },
 });
 
 const stopOf = (reply: TextReply) => {
@@ -317,9 +337,8 @@ const streamBlock = async (
   if (pauseAfter !== undefined && pauseAfter >= chunks.length) await awaitResume(ctx, reply.resume);
 };
 
-const streamChunks = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
-  const inputTokens = reply.inputTokens ?? estimateInputTokens(body);
-  await write(ctx, sseEvent("message_start", { type: "message_start", message: messageShell(body, reply, inputTokens) }));
+const streamChunks = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply, usage: PromptUsage): Promise<void> => {
+  await write(ctx, sseEvent("message_start", { type: "message_start", message: messageShell(body, usage) }));
   await write(
     ctx,
     sseEvent("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
@@ -328,7 +347,7 @@ const streamChunks = async (ctx: StreamContext, body: MessagesRequestBody, reply
   await streamBlock(ctx, reply, 0, reply.chunks, reply.pauseAfter);
 };
 
-const finishStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: TextReply): Promise<void> => {
+const finishStream = async (ctx: StreamContext, reply: TextReply, inputUsage: PromptUsage): Promise<void> => {
   await write(ctx, sseEvent("content_block_stop", { type: "content_block_stop", index: 0 }));
   if (reply.secondBlock !== undefined) {
     await write(
@@ -339,7 +358,7 @@ const finishStream = async (ctx: StreamContext, body: MessagesRequestBody, reply
     await write(ctx, sseEvent("content_block_stop", { type: "content_block_stop", index: 1 }));
   }
   const usage = {
-    ...startUsage(reply, reply.inputTokens ?? estimateInputTokens(body)),
+    ...inputUsage,
     output_tokens: reply.outputTokens ?? reply.chunks.length + (reply.secondBlock?.length ?? 0),
   };
   await write(ctx, sseEvent("message_delta", { type: "message_delta", delta: stopOf(reply), usage }));
@@ -354,12 +373,12 @@ const endWithoutAnswer = async (ctx: StreamContext, reply: SocketResetReply | St
 };
 
 /** Runs a content reply as SSE; resolves when the fake is done with the response. */
-const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
+const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply, usage: PromptUsage): Promise<void> => {
   ctx.res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
-  await streamChunks(ctx, body, reply);
+  await streamChunks(ctx, body, reply, usage);
   switch (reply.kind) {
     case "text":
-      return finishStream(ctx, body, reply);
+      return finishStream(ctx, reply, usage);
     case "midStreamError": {
       const type = reply.errorType ?? "overloaded_error";
       const requestId = String(ctx.res.getHeader("request-id") ?? "");
@@ -374,14 +393,14 @@ const runStream = async (ctx: StreamContext, body: MessagesRequestBody, reply: C
 };
 
 /** Non-streaming request: one JSON Message (content replies without an end become errors/cuts). */
-const runNonStreaming = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply): Promise<void> => {
+const runNonStreaming = async (ctx: StreamContext, body: MessagesRequestBody, reply: ContentReply, usage: PromptUsage): Promise<void> => {
   if (reply.pauseAfter !== undefined) await awaitResume(ctx, reply.resume);
   switch (reply.kind) {
     case "text": {
       // Take as long as the stream would have, so callers see a realistic latency.
       const totalDelayMs = (reply.chunkDelayMs ?? 0) * reply.chunks.length;
       if (totalDelayMs > 0) await sleep(totalDelayMs, undefined, { signal: ctx.signal });
-      const message = messageShell(body, reply, reply.inputTokens ?? estimateInputTokens(body));
+      const message = messageShell(body, usage);
       const text = reply.chunks.map((chunk) => chunkText(reply, chunk)).join("");
       const second = reply.secondBlock === undefined ? [] : [{ type: "text", text: reply.secondBlock.join("") }];
       sendJson(ctx.res, 200, {
@@ -423,6 +442,9 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
   const rejections: Array<Rejection> = [];
   const queue: Array<FakeReply> = [];
   let defaultReply: FakeReply = options.defaultReply ?? DEFAULT_REPLY;
+  const promptCache = makePromptCache();
+  let countTokens: (body: MessagesRequestBody) => number | HttpErrorReply = promptTokens;
+  let countRequests = 0;
   let openStreams = 0;
   let abortedStreams = 0;
   let idleWaiters: Array<() => void> = [];
@@ -479,14 +501,23 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
       return;
     }
 
+    if (checked.body.endpoint === "count_tokens") {
+      countRequests++;
+      const counted = countTokens(checked.body);
+      if (typeof counted === "number") sendJson(res, 200, { input_tokens: counted });
+      else sendError(res, counted);
+      return;
+    }
+
     const reply = resolveReply(queue.shift() ?? defaultReply, checked.body, request);
     if (reply.kind === "httpError") {
       sendError(res, reply);
       return;
     }
+    const usage = inputUsageOf(reply, checked.body, promptCache);
     const ctx = track(res, checked.body.stream);
-    if (checked.body.stream) await runStream(ctx, checked.body, reply);
-    else await runNonStreaming(ctx, checked.body, reply);
+    if (checked.body.stream) await runStream(ctx, checked.body, reply, usage);
+    else await runNonStreaming(ctx, checked.body, reply, usage);
   };
 
   const server = http.createServer((req, res) => {
@@ -514,6 +545,15 @@ export const startFakeAnthropic = async (options: FakeAnthropicOptions = {}): Pr
     },
     setDefault: (reply) => {
       defaultReply = reply;
+    },
+    setCountTokens: (answer) => {
+      countTokens = answer;
+    },
+    get countRequests() {
+      return countRequests;
+    },
+    get promptCacheEntries() {
+      return promptCache.size();
     },
     get openStreams() {
       return openStreams;

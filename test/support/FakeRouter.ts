@@ -34,7 +34,7 @@ export interface FakeRouter {
   setTitle(reply: FakeReply): void
   /** Bodies of the streamed (chat) requests, in arrival order. */
   chatRequests(): ReadonlyArray<RecordedBody>
-  /** Bodies of the non-streamed (title) requests, in arrival order. */
+  /** Bodies of the non-streamed (title) requests, in arrival order (not `count_tokens`). */
   titleRequests(): ReadonlyArray<RecordedBody>
   /** Every request as recorded (headers included). */
   readonly requests: ReadonlyArray<RecordedRequest>
@@ -62,7 +62,7 @@ export const routeFake = (fake: FakeAnthropic, title: FakeReply = { kind: "text"
       titleReply = reply
     },
     chatRequests: () => fake.requests.filter(isStreamed).map((r) => r.body as RecordedBody),
-    titleRequests: () => fake.requests.filter((r) => !isStreamed(r)).map((r) => r.body as RecordedBody),
+    titleRequests: () => fake.requests.filter((r) => !isStreamed(r) && r.path.split("?")[0] === "/v1/messages").map((r) => r.body as RecordedBody),
     get requests() {
       return fake.requests
     }

@@ -65,8 +65,24 @@ const KNOWN_FIELDS: ReadonlySet<string> = new Set([
   "thinking",
   "service_tier",
   "container",
-  "mcp_servers"
+  "mcp_servers",
+  "cache_control"
 ])
+
+/** `POST /v1/messages/count_tokens` takes the prompt fields only: no max_tokens, no stream. */
+const COUNT_TOKENS_FIELDS: ReadonlySet<string> = new Set([
+  "model",
+  "messages",
+  "system",
+  "tools",
+  "tool_choice",
+  "thinking",
+  "mcp_servers",
+  "cache_control"
+])
+
+/** The real API's limit on cache breakpoints in one request (the top-level one included). */
+export const MAX_CACHE_BREAKPOINTS = 4
 
 export interface MessageParam {
   readonly role: "user" | "assistant"
@@ -75,6 +91,8 @@ export interface MessageParam {
 
 /** A request body that passed validation. */
 export interface MessagesRequestBody {
+  /** `messages` (`POST /v1/messages`) or `count_tokens` (`POST /v1/messages/count_tokens`). */
+  readonly endpoint: "messages" | "count_tokens"
   readonly model: string
   readonly max_tokens: number
   readonly messages: ReadonlyArray<MessageParam>
@@ -105,6 +123,49 @@ export interface RequestShape {
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const isBlank = (text: string) => text.trim().length === 0
+
+/** `{"type": "ephemeral", "ttl"?: "5m" | "1h"}`, as the real API checks it. */
+const cacheControlProblem = (value: unknown, path: string): string | undefined => {
+  if (value === undefined || value === null) return undefined
+  if (!isRecord(value)) return `${path}: Input should be a valid dictionary`
+  if (value["type"] !== "ephemeral") return `${path}.type: Input should be 'ephemeral'`
+  if ("ttl" in value && value["ttl"] !== "5m" && value["ttl"] !== "1h") return `${path}.ttl: Input should be '5m' or '1h'`
+  const extra = Object.keys(value).find((key) => key !== "type" && key !== "ttl")
+  return extra === undefined ? undefined : `${path}.${extra}: Extra inputs are not permitted`
+}
+
+/** Blocks of the system prompt and of every message that carry a `cache_control`. */
+const blockBreakpoints = (body: Readonly<Record<string, unknown>>): number => {
+  const blocks: Array<unknown> = []
+  if (Array.isArray(body["system"])) blocks.push(...(body["system"] as Array<unknown>))
+  for (const message of Array.isArray(body["messages"]) ? (body["messages"] as Array<unknown>) : []) {
+    if (isRecord(message) && Array.isArray(message["content"])) blocks.push(...(message["content"] as Array<unknown>))
+  }
+  return blocks.filter((block) => isRecord(block) && block["cache_control"] !== undefined && block["cache_control"] !== null).length
+}
+
+/** Every `cache_control` well formed, and at most four breakpoints in all. */
+const cachingProblem = (body: Readonly<Record<string, unknown>>): string | undefined => {
+  const topLevel = cacheControlProblem(body["cache_control"], "cache_control")
+  if (topLevel !== undefined) return topLevel
+  const system = Array.isArray(body["system"]) ? (body["system"] as Array<unknown>) : []
+  for (const [i, block] of system.entries()) {
+    const problem = isRecord(block) ? cacheControlProblem(block["cache_control"], `system.${i}.cache_control`) : undefined
+    if (problem !== undefined) return problem
+  }
+  const messages = Array.isArray(body["messages"]) ? (body["messages"] as Array<unknown>) : []
+  for (const [i, message] of messages.entries()) {
+    const content = isRecord(message) && Array.isArray(message["content"]) ? (message["content"] as Array<unknown>) : []
+    for (const [j, block] of content.entries()) {
+      const problem = isRecord(block) ? cacheControlProblem(block["cache_control"], `messages.${i}.content.${j}.cache_control`) : undefined
+      if (problem !== undefined) return problem
+    }
+  }
+  const found = blockBreakpoints(body) + (body["cache_control"] === undefined || body["cache_control"] === null ? 0 : 1)
+  return found > MAX_CACHE_BREAKPOINTS
+    ? `A maximum of ${MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found ${found}.`
+    : undefined
+}
 
 /** Empty or whitespace-only text, as a string or in a text block: the real API refuses both. */
 const contentProblem = (content: unknown, path: string): string | undefined => {
@@ -169,29 +230,33 @@ const hasCredentials = (headers: Readonly<Record<string, string>>): boolean =>
 /** Every check, in the real API's order. */
 export const checkRequest = (request: RequestShape): Checked => {
   const refuse = (errorType: ApiErrorType, message: string): Checked => ({ ok: false, refusal: { errorType, message } })
-  if (request.method !== "POST" || request.path.split("?")[0] !== "/v1/messages") return refuse("not_found_error", "Not Found")
+  const route = request.path.split("?")[0]
+  const endpoint = route === "/v1/messages" ? "messages" : route === "/v1/messages/count_tokens" ? "count_tokens" : undefined
+  if (request.method !== "POST" || endpoint === undefined) return refuse("not_found_error", "Not Found")
   if (!hasCredentials(request.headers)) return refuse("authentication_error", "x-api-key header is required")
   const version = request.headers["anthropic-version"]
   if (!version) return refuse("authentication_error", "anthropic-version header is required")
   if (!API_VERSIONS.has(version)) return refuse("invalid_request_error", `anthropic-version: invalid version ${version}`)
   const body = request.body
   if (!isRecord(body)) return refuse("invalid_request_error", "Request body must be a JSON object")
-  const extra = Object.keys(body).find((key) => !KNOWN_FIELDS.has(key))
+  const fields = endpoint === "messages" ? KNOWN_FIELDS : COUNT_TOKENS_FIELDS
+  const extra = Object.keys(body).find((key) => !fields.has(key))
   if (extra !== undefined) return refuse("invalid_request_error", `${extra}: Extra inputs are not permitted`)
   const model = body["model"]
-  const maxTokens = body["max_tokens"]
+  const maxTokens = endpoint === "messages" ? body["max_tokens"] : 1
   if (typeof model !== "string" || model.length === 0) return refuse("invalid_request_error", "model: Field required")
   if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
     return refuse("invalid_request_error", "max_tokens: Field required")
   }
   if (!("messages" in body)) return refuse("invalid_request_error", "messages: Field required")
   if ("stream" in body && typeof body["stream"] !== "boolean") return refuse("invalid_request_error", "stream: Input should be a valid boolean")
-  const problem = validateSystem(body["system"]) ?? validateMessages(body["messages"])
+  const problem = validateSystem(body["system"]) ?? validateMessages(body["messages"]) ?? cachingProblem(body)
   if (problem !== undefined) return refuse("invalid_request_error", problem)
   if (!KNOWN_MODELS.has(model)) return refuse("not_found_error", `model: ${model}`)
   return {
     ok: true,
     body: {
+      endpoint,
       model,
       max_tokens: maxTokens,
       messages: body["messages"] as ReadonlyArray<MessageParam>,

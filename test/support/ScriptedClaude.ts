@@ -5,15 +5,15 @@
  * the seam the design gives for testing the chat service without sockets or the SDK.
  */
 import { Deferred, Effect, Layer, Queue, Stream } from "effect"
-import { Claude, type CompletionEvent, type CompletionRequest } from "../../src/claude/Claude.js"
+import { Claude, type CompletionEvent, type CompletionRequest, estimateTokens, type Usage } from "../../src/claude/Claude.js"
 import { claudeError, type ClaudeErrorCode, type ClaudeError } from "../../src/domain/ClaudeError.js"
 
 export interface ScriptedAnswer {
   readonly request: CompletionRequest
   /** Sends one text delta. */
   readonly delta: (text: string) => void
-  /** Ends the answer with its summary. */
-  readonly finish: (stopReason?: string) => void
+  /** Ends the answer with its summary (usage: 10 input tokens and one output token a delta unless given). */
+  readonly finish: (stopReason?: string, usage?: Usage) => void
   /** Fails the answer mid-stream with a Claude error. */
   readonly fail: (code: ClaudeErrorCode) => void
   /** Completes when the chat service closed the stream: `true` when it was before the end (an abort). */
@@ -26,12 +26,23 @@ export interface ScriptedClaude {
   readonly nextAnswer: Effect.Effect<ScriptedAnswer>
   /** Every request, in order. */
   readonly requests: ReadonlyArray<CompletionRequest>
+  /** Every `countTokens` request, in order. */
+  readonly countRequests: ReadonlyArray<CompletionRequest>
 }
 
-export const makeScriptedClaude = (title = "Scripted Title") =>
+/** The chars/4 estimate of a whole request: what `countTokens` answers unless a test says otherwise. */
+export const estimatedRequestTokens = (request: CompletionRequest) =>
+  estimateTokens(request.system) + request.messages.reduce((n, m) => n + estimateTokens(m.content), 0)
+
+export const makeScriptedClaude = (
+  title = "Scripted Title",
+  countTokens: (request: CompletionRequest) => Effect.Effect<number, ClaudeError> = (request) =>
+    Effect.succeed(estimatedRequestTokens(request))
+) =>
   Effect.gen(function* () {
     const answers = yield* Queue.unbounded<ScriptedAnswer>()
     const requests: Array<CompletionRequest> = []
+    const countRequests: Array<CompletionRequest> = []
 
     const stream = (request: CompletionRequest) =>
       Stream.asyncPush<CompletionEvent, ClaudeError>((emit) =>
@@ -47,9 +58,13 @@ export const makeScriptedClaude = (title = "Scripted Title") =>
                 deltas++
                 emit.single({ _tag: "TextDelta", text })
               },
-              finish: (stopReason = "end_turn") => {
+              finish: (stopReason = "end_turn", usage) => {
                 ended = true
-                emit.single({ _tag: "Finished", summary: { stopReason, inputTokens: 10, outputTokens: deltas } })
+                const summary = {
+                  stopReason,
+                  usage: usage ?? { inputTokens: 10, outputTokens: deltas, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 }
+                }
+                emit.single({ _tag: "Finished", summary })
                 emit.end()
               },
               fail: (code) => {
@@ -67,7 +82,11 @@ export const makeScriptedClaude = (title = "Scripted Title") =>
     const layer = Layer.succeed(Claude, {
       kind: "claude",
       stream,
+      countTokens: (request) => Effect.suspend(() => {
+        countRequests.push(request)
+        return countTokens(request)
+      }),
       title: () => Effect.succeed(title)
     })
-    return { layer, nextAnswer: Queue.take(answers), requests } satisfies ScriptedClaude
+    return { layer, nextAnswer: Queue.take(answers), requests, countRequests } satisfies ScriptedClaude
   })

@@ -49,18 +49,34 @@ export const WireUserMessage = Schema.Struct({
   createdAt: IsoTimestamp
 })
 
+const TokenCount = Schema.Int.pipe(Schema.nonNegative())
+
+/** Issue 14: tokens an answer (or a whole project) cost. */
+export const WireUsage = Schema.Struct({
+  inputTokens: TokenCount,
+  outputTokens: TokenCount,
+  cacheReadInputTokens: TokenCount,
+  cacheCreationInputTokens: TokenCount
+})
+
 export const WireAssistantMessage = Schema.Struct({
   id: Uuid,
   role: Schema.Literal("assistant"),
   content: Schema.String,
   status: MessageStatus,
   codeBlocks: Schema.Array(WireCodeBlock),
+  // Additive (issue 14): Claude's stop reason, continuations taken, usage (null when none).
+  stopReason: Schema.NullOr(Schema.String),
+  continuations: TokenCount,
+  usage: Schema.NullOr(WireUsage),
   createdAt: IsoTimestamp
 })
 
 export const WireProjectWithMessages = Schema.Struct({
   ...WireProject.fields,
-  messages: Schema.Array(Schema.Union(WireUserMessage, WireAssistantMessage))
+  messages: Schema.Array(Schema.Union(WireUserMessage, WireAssistantMessage)),
+  /** Additive (issue 14): the project's token totals. */
+  usage: WireUsage
 })
 export type WireProjectWithMessages = typeof WireProjectWithMessages.Type
 
