@@ -16,7 +16,9 @@ import {
   chatSocketUrl,
   fetchRestClient
 } from "../src/client/index.js"
+import { storedCompletions } from "../src/client/Reconcile.js"
 import { claudeEnv, eventually, newProject, startDemoApp, storedMessages } from "./support/ChatApp.js"
+import { connect } from "./support/ChatClient.js"
 import { SteppedAnthropicScoped } from "./support/SteppedAnthropic.js"
 import { startTestApp } from "./support/TestApp.js"
 
@@ -200,6 +202,26 @@ describe("REST client", () => {
       const missing = yield* Effect.flip(client.projects.get({ path: { id: created.id }, urlParams: {}, headers: {} }))
       expect(missing._tag).toBe("ProjectNotFound")
       expect("code" in missing ? missing.code : undefined).toBe("PROJECT_NOT_FOUND")
+    }))
+
+  it.scopedLive("an answer read back over REST (it ended while away) has its stored stopReason, continuations and usage", () =>
+    Effect.gen(function* () {
+      const app = yield* startDemoApp()
+      const project = yield* newProject(app, "Read back")
+      const socket = yield* connect(app.wsUrl, project.id)
+      const answer = yield* socket.ask("Build a todo app in Go")
+      expect(answer.end.type).toBe("message_complete")
+      const [completion] = yield* Effect.promise(() => storedCompletions({ baseUrl: app.url, projectId: project.id }, [answer.start.messageId]))
+      const live = answer.end as { readonly stopReason: unknown; readonly continuations: unknown; readonly usage: unknown }
+      expect(live.usage).not.toBeNull()
+      expect(completion).toMatchObject({
+        type: "message_complete",
+        messageId: answer.start.messageId,
+        status: "complete",
+        stopReason: live.stopReason,
+        continuations: live.continuations,
+        usage: live.usage
+      })
     }))
 
   it.scopedLive("the token goes out as a bearer header on REST and as ?token= on the chat socket", () =>

@@ -1,9 +1,12 @@
 /**
- * A local fake of the Anthropic Messages API (`POST /v1/messages`) for tests and benchmarks.
+ * A local fake of the Anthropic Messages API (`POST /v1/messages`, and
+ * `POST /v1/messages/count_tokens`) for tests and benchmarks.
  *
  * It listens on 127.0.0.1 only, speaks the same wire format as the real API (SSE event
  * sequence, JSON Message, error bodies, `request-id` header), validates requests the way
- * the real API does, and answers each request with a scripted {@link FakeReply}.
+ * the real API does (`cache_control` included), emulates the prompt cache (PromptCache.ts:
+ * usage reports cache reads and writes as `cache_control` asks), and answers each request
+ * with a scripted {@link FakeReply}.
  *
  * Run directly for benchmarks:
  *   tsx test/support/FakeAnthropic.ts --port 0 --chunks 250 --chunk-delay-ms 40 [--timestamp-chunks]

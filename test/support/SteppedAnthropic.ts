@@ -19,8 +19,10 @@ import {
   parseJson,
   randomId,
   readBody,
+  sendJson,
   sendRefusal
 } from "./MessagesApiRules.js"
+import { promptTokens } from "./PromptCache.js"
 
 export interface SteppedStream {
   /** The parsed request body. */
@@ -62,6 +64,10 @@ export const startSteppedAnthropic = async (): Promise<SteppedAnthropic> => {
     if (!checked.ok) {
       rejections.push({ body: parsed, refusal: checked.refusal })
       sendRefusal(res, checked.refusal)
+      return
+    }
+    if (checked.body.endpoint === "count_tokens") {
+      sendJson(res, 200, { input_tokens: promptTokens(checked.body) })
       return
     }
     {
