@@ -94,25 +94,30 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
     }
 
     /**
-     * Completes the handshake of an upgrade request; the socket is closed (bounded) when
-     * the scope closes. Interrupted if the client goes away before the handshake is done.
+     * Completes the handshake of an upgrade request and hands the socket to `onOpen` at once,
+     * in `ws`'s callback, so that no frame or close can arrive before its listeners exist.
+     * No scope and no fiber stays behind: the socket lives on callbacks until it closes.
+     * Interrupted if the client goes away before the handshake is done.
      */
-    const upgrade = (request: HttpServerRequest.HttpServerRequest) =>
-      Effect.acquireRelease(
-        Effect.async<WebSocket>((resume) => {
-          const incoming = NodeHttpServerRequest.toIncomingMessage(request)
-          const socket = incoming.socket
-          const onClose = () => resume(Effect.interrupt)
-          socket.once("close", onClose)
-          wss.handleUpgrade(incoming, socket, upgradeHeads.get(incoming) ?? Buffer.alloc(0), (ws) => {
-            socket.off("close", onClose)
-            upgradeHeads.delete(incoming)
-            watch(ws)
-            resume(Effect.succeed(ws))
-          })
-        }),
-        (ws) => Effect.sync(() => closeBounded(ws, 1000, ""))
-      )
+    const upgrade = <A>(request: HttpServerRequest.HttpServerRequest, onOpen: (ws: WebSocket) => A) =>
+      Effect.async<A>((resume) => {
+        const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+        const socket = incoming.socket
+        // The platform answers every request it routes once the handler returns. The socket is
+        // taken from its response and that response ended: what the platform writes then goes
+        // nowhere, and the upgraded socket stays ours.
+        const response = NodeHttpServerRequest.toServerResponse(request)
+        response.detachSocket(socket)
+        response.end()
+        const onClose = () => resume(Effect.interrupt)
+        socket.once("close", onClose)
+        wss.handleUpgrade(incoming, socket, upgradeHeads.get(incoming) ?? Buffer.alloc(0), (ws) => {
+          socket.off("close", onClose)
+          upgradeHeads.delete(incoming)
+          watch(ws)
+          resume(Effect.succeed(onOpen(ws)))
+        })
+      })
 
     /** Shutdown's last step: every socket still open is closed, and cut after the close limit. */
     const closeAll = (code: number, reason: string) =>
