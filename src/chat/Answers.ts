@@ -1,4 +1,14 @@
-import { Cause, type Chunk, Clock, Duration, Effect, Either, Exit, Option, Schedule, Sink, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import type * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
 import {
   Claude,
   type CompletionEvent,

@@ -1,5 +1,6 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import { type JsonRead, pageRequest, parseIfNoneMatch } from "../projects/Paging.js"
 import { Projects } from "../projects/Projects.js"
 import { Chat } from "../chat/Chat.js"

@@ -1,4 +1,7 @@
-import { Either, Encoding, ParseResult, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Encoding from "effect/Encoding"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 
 /** The largest page a client may ask for, of projects or of messages. */
 export const MAX_PAGE_SIZE = 500
