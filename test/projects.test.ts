@@ -574,5 +574,8 @@ describe("the HTTP edge", () => {
       expect(docs.status).toBe(200)
       expect(docs.headers.get("content-type")).toMatch(/^text\/html/)
       expect(docs.text).toMatch(/<html/i)
+      // Loaded on demand (src/http/Docs.ts): the Swagger UI bundle itself, and the spec.
+      expect(docs.text).toContain("swagger-ui-bundle.js.LICENSE")
+      expect(docs.text).toContain('"openapi":"3.1.0"')
     }))
 })

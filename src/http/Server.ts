@@ -1,5 +1,4 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Duration from "effect/Duration"
@@ -14,6 +13,7 @@ import { GoChatApi } from "./Api.js"
 import { Chat } from "../chat/Chat.js"
 import { AsyncApiRoute } from "./AsyncApi.js"
 import { ChatSocketRoute } from "./ChatSocket.js"
+import { DocsRoute } from "./Docs.js"
 import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
 import { PlaygroundRoute } from "./Playground.js"
@@ -88,7 +88,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     // REST takes no `?token=`, but one sent anyway must not reach a trace's URL either.
     server.prependListener("request", takeQueryToken)
     const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
-      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide(DocsRoute),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(
         HttpApiBuilder.middlewareCors({
