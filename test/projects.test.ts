@@ -484,11 +484,14 @@ describe("the HTTP edge", () => {
       const refused = yield* preflight("http://evil.test")
       expect(refused.headers["access-control-allow-origin"]).toBeUndefined()
 
-      // Actual requests carry the header for allowed origins only, and expose the request id.
+      // Actual requests carry the header for allowed origins only, and expose the request id
+      // and the ETag (a browser's script could not send If-None-Match without reading it).
       const simple = yield* rawRequest(`${app.url}/api/projects`, { headers: { origin: "http://b.test" } })
       expect(simple.status).toBe(200)
       expect(simple.headers["access-control-allow-origin"]).toBe("http://b.test")
-      expect(simple.headers["access-control-expose-headers"]?.toLowerCase()).toContain("x-request-id")
+      const exposed = (simple.headers["access-control-expose-headers"] ?? "").toLowerCase().split(/\s*,\s*/)
+      expect(exposed).toEqual(expect.arrayContaining(["x-request-id", "etag"]))
+      expect(simple.headers["etag"]).toBeDefined()
       const foreign = yield* rawRequest(`${app.url}/api/projects`, { headers: { origin: "http://evil.test" } })
       expect(foreign.headers["access-control-allow-origin"]).toBeUndefined()
     }))

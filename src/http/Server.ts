@@ -93,7 +93,7 @@ export const HttpServerLive = Layer.unwrapEffect(
       Layer.provide(
         HttpApiBuilder.middlewareCors({
           ...(config.corsOrigins.length > 0 ? { allowedOrigins: config.corsOrigins } : {}),
-          exposedHeaders: ["x-request-id"]
+          exposedHeaders: ["x-request-id", "etag"]
         })
       ),
       Layer.provide(ErrorMappingLive),
