@@ -117,7 +117,13 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
           socket.off("close", onClose)
           upgradeHeads.delete(incoming)
           watch(ws)
-          resume(Effect.succeed(onOpen(ws)))
+          // Thrown here, a bug would escape into `ws`: it closes the socket and fails the handshake's fiber instead.
+          try {
+            resume(Effect.succeed(onOpen(ws)))
+          } catch (bug) {
+            closeBounded(ws, 1011, "")
+            resume(Effect.die(bug))
+          }
         })
       })
 
