@@ -1,4 +1,6 @@
-import { Effect, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { Answers } from "./chat/Answers.js"
 import { AnswerStore } from "./chat/AnswerStore.js"
 import { Chat } from "./chat/Chat.js"

@@ -1,4 +1,7 @@
-import { Duration, Effect, Ref, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 
 /**
  * Polls `condition` until it holds or `limit` passes; true when it held. Interruptible on

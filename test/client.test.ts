@@ -224,6 +224,23 @@ describe("REST client", () => {
       })
     }))
 
+  it.scopedLive("pages through the typed client with the opaque cursors the service returned", () =>
+    Effect.gen(function* () {
+      const app = yield* startDemoApp()
+      const client = yield* fetchRestClient({ baseUrl: app.url })
+      for (const title of ["One", "Two", "Three"]) yield* client.projects.create({ payload: { title } })
+      const first = yield* client.projects.list({ urlParams: { limit: 2 }, headers: {} })
+      expect(first?.projects).toHaveLength(2)
+      const cursor = first?.nextCursor
+      expect(typeof cursor).toBe("string")
+      // The cursor goes back as the text it came as: no keyset to rebuild on the client.
+      const second = yield* client.projects.list({ urlParams: { limit: 2, cursor: cursor ?? undefined }, headers: {} })
+      expect([...(first?.projects ?? []), ...(second?.projects ?? [])].map((project) => project.title).sort()).toEqual(["One", "Three", "Two"])
+      expect(second?.nextCursor).toBeNull()
+      const refused = yield* Effect.flip(client.projects.list({ urlParams: { cursor: "not-a-cursor" }, headers: {} }))
+      expect("code" in refused ? refused.code : undefined).toBe("VALIDATION_ERROR")
+    }))
+
   it.scopedLive("the token goes out as a bearer header on REST and as ?token= on the chat socket", () =>
     Effect.gen(function* () {
       const seen: Array<string | undefined> = []

@@ -66,7 +66,10 @@ describe("chat socket: frames a hostile client sends", () => {
       const { app, project, client } = yield* claudeChat({ env: { WS_MAX_QUEUED_FRAMES: "4" } })
       const closed = Effect.runFork(closeCodeOf(client.ws))
       // Sent in one go: the server reads them in a few TCP reads, far faster than it answers.
-      for (let i = 0; i < 2000; i++) client.ws.send("{\"type\":\"ping\"}")
+      // A `continue` reads the database (a ping is answered at once, before the next frame
+      // is read): the frames behind the first one wait in the connection's queue.
+      const frame = JSON.stringify({ type: "continue", messageId: "00000000-0000-4000-8000-000000000000" })
+      for (let i = 0; i < 2000; i++) client.ws.send(frame)
       expect(yield* closed.await.pipe(Effect.flatten)).toBe(1008)
       const again = yield* connect(app.wsUrl, project.id)
       yield* again.ping()

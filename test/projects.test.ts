@@ -490,11 +490,14 @@ describe("the HTTP edge", () => {
       const refused = yield* preflight("http://evil.test")
       expect(refused.headers["access-control-allow-origin"]).toBeUndefined()
 
-      // Actual requests carry the header for allowed origins only, and expose the request id.
+      // Actual requests carry the header for allowed origins only, and expose the request id
+      // and the ETag (a browser's script could not send If-None-Match without reading it).
       const simple = yield* rawRequest(`${app.url}/api/projects`, { headers: { origin: "http://b.test" } })
       expect(simple.status).toBe(200)
       expect(simple.headers["access-control-allow-origin"]).toBe("http://b.test")
-      expect(simple.headers["access-control-expose-headers"]?.toLowerCase()).toContain("x-request-id")
+      const exposed = (simple.headers["access-control-expose-headers"] ?? "").toLowerCase().split(/\s*,\s*/)
+      expect(exposed).toEqual(expect.arrayContaining(["x-request-id", "etag"]))
+      expect(simple.headers["etag"]).toBeDefined()
       const foreign = yield* rawRequest(`${app.url}/api/projects`, { headers: { origin: "http://evil.test" } })
       expect(foreign.headers["access-control-allow-origin"]).toBeUndefined()
     }))
@@ -580,5 +583,8 @@ describe("the HTTP edge", () => {
       expect(docs.status).toBe(200)
       expect(docs.headers.get("content-type")).toMatch(/^text\/html/)
       expect(docs.text).toMatch(/<html/i)
+      // Loaded on demand (src/http/Docs.ts): the Swagger UI bundle itself, and the spec.
+      expect(docs.text).toContain("swagger-ui-bundle.js.LICENSE")
+      expect(docs.text).toContain('"openapi":"3.1.0"')
     }))
 })

@@ -1,4 +1,7 @@
-import { Duration, Effect, FiberSet, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Schedule from "effect/Schedule"
 import { AppConfig } from "../Config.js"
 import type { DatabaseUnavailable } from "../domain/Errors.js"
 import { pollUntil } from "../Lifecycle.js"

@@ -1,4 +1,5 @@
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { type CompletionRequest, type ContextMessage, estimateTokens } from "../claude/Claude.js"
 import { continuationMessages } from "../claude/Continuation.js"
 import type { ClaudeError } from "../domain/ClaudeError.js"

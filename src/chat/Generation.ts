@@ -1,4 +1,5 @@
-import { Effect, Fiber } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import type { MessageId } from "../domain/Ids.js"
 import type { Usage } from "../domain/Usage.js"
 import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"

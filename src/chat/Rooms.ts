@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ProjectId } from "../domain/Ids.js"
 import * as Events from "./Events.js"
 import type { Generation } from "./Generation.js"

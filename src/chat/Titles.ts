@@ -1,4 +1,6 @@
-import { Duration, Effect, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Claude } from "../claude/Claude.js"
 import type { ProjectId } from "../domain/Ids.js"
 import { Projects } from "../projects/Projects.js"

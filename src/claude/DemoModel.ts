@@ -1,4 +1,8 @@
-import { Chunk, Effect, Layer, Schedule, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { continuedFrom } from "./Continuation.js"
 import { Claude, type CompletionEvent, type CompletionRequest, type ContextMessage, estimateTokens } from "./Claude.js"
 

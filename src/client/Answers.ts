@@ -1,4 +1,4 @@
-import { Predicate } from "effect"
+import * as Predicate from "effect/Predicate"
 import type { ServerEvent } from "../domain/ChatProtocol.js"
 
 type Event<T extends ServerEvent["type"]> = Extract<ServerEvent, { readonly type: T }>

@@ -1,4 +1,5 @@
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { type ChatMessageFrame, type ClientFrame, ServerEvent } from "../domain/ChatProtocol.js"
 import { type Answer, AnswerAssembler } from "./Answers.js"
 import { storedCompletions } from "./Reconcile.js"

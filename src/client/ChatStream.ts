@@ -1,4 +1,5 @@
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { type ChatConnectionOptions, ChatConnection, type ChatEvent } from "./ChatConnection.js"
 
 /** A chat connection for the scope's lifetime: opened now, closed when the scope closes. */

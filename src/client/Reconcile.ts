@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ServerEvent } from "../domain/ChatProtocol.js"
 import { ProjectId } from "../domain/Ids.js"
 import { fetchRestClient, type RestClientOptions } from "./RestClient.js"

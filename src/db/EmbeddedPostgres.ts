@@ -9,9 +9,14 @@
  * - server output routed to Effect debug logs instead of our stdout,
  * - no process-wide SIGINT/SIGTERM hooks fighting our own graceful shutdown.
  */
-import { Reactivity } from "@effect/experimental"
-import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Option, Redacted, Runtime, Scope } from "effect"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"

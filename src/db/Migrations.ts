@@ -1,9 +1,9 @@
-import { NodeContext } from "@effect/platform-node"
-import { FileSystem } from "@effect/platform"
-import { PgMigrator } from "@effect/sql-pg"
-import { SqlClient } from "@effect/sql"
-import type { Migrator } from "@effect/sql"
-import { Effect } from "effect"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as PgMigrator from "@effect/sql-pg/PgMigrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Migrator from "@effect/sql/Migrator"
+import * as Effect from "effect/Effect"
 import { fileURLToPath } from "node:url"
 
 /** `sql/` at the project root: the same place from `src/db` (tsx) and `dist/db` (node). */

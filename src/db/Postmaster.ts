@@ -3,7 +3,10 @@
  * the server a lock names still runs, stopping it safely, and clearing a stale lock after a
  * crash, so that the next start succeeds.
  */
-import { Duration, Effect, Option, Schema } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 

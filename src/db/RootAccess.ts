@@ -3,7 +3,7 @@
  * `postgres` system user, which must own its data folder and be able to reach both the
  * data folder and the package's binaries.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"

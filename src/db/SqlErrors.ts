@@ -1,5 +1,6 @@
 import { SqlError } from "@effect/sql/SqlError"
-import { Effect, Predicate } from "effect"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import { DatabaseUnavailable } from "../domain/Errors.js"
 
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"])

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ClaudeErrorCode } from "./ClaudeError.js"
 import { CodeBlock } from "./CodeBlock.js"
 import { MessageId, ProjectId } from "./Ids.js"

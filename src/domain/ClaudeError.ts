@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** The PRD's codes for Claude failures, as the WebSocket `error` event carries them. */
 export const ClaudeErrorCode = Schema.Literal("AI_OVERLOADED", "AI_RATE_LIMITED", "AI_TIMEOUT", "AI_AUTH_ERROR", "AI_ERROR")

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** A fenced code block inside a message, located in the message text. */
 export class CodeBlock extends Schema.Class<CodeBlock>("CodeBlock")({

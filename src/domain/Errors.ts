@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /*
  * Every failure a client can see. Each class states its wire identity once: the PRD's

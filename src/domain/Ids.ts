@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Validated before any query: an invalid UUID never reaches PostgreSQL. */
 export const ProjectId = Schema.UUID.pipe(Schema.brand("ProjectId"))

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ProjectId } from "./Ids.js"
 import { Message } from "./Message.js"
 import { Usage } from "./Usage.js"

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /**
  * Tokens Claude's answer cost, as the Messages API counts them (summed over the answer's

@@ -1,5 +1,7 @@
-import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Option } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { AppConfig } from "../Config.js"
 import { HealthReport } from "./HealthReport.js"
 

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
   status: Schema.Literal("healthy", "unhealthy", "draining"),

@@ -1,9 +1,13 @@
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
 import { Authorization } from "./Authorization.js"
 import { HealthReport, UnhealthyBody } from "../health/HealthReport.js"
 import { ProjectId } from "../domain/Ids.js"
-import { MessagesCursor, PageLimit, ProjectsCursor } from "../projects/Paging.js"
+import { MessagesCursorParam, PageLimit, ProjectsCursorParam } from "../projects/Paging.js"
 import {
   CreateProjectRequest,
   Project,
@@ -35,12 +39,12 @@ const NotModified = HttpApiSchema.Empty(304).annotations({ description: "Not Mod
 
 const ProjectsPage = Schema.Struct({
   limit: Schema.optional(PageLimit),
-  cursor: Schema.optional(ProjectsCursor)
+  cursor: Schema.optional(ProjectsCursorParam)
 })
 
 const MessagesPage = Schema.Struct({
   messagesLimit: Schema.optional(PageLimit),
-  before: Schema.optional(MessagesCursor)
+  before: Schema.optional(MessagesCursorParam)
 })
 
 export class ProjectsGroup extends HttpApiGroup.make("projects")

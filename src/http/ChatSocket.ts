@@ -1,6 +1,19 @@
-import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Effect, Either, Exit, Option, Queue, Schema } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import { WebSocket } from "ws"
 import { Chat } from "../chat/Chat.js"
 import * as Events from "../chat/Events.js"
@@ -39,18 +52,11 @@ const makeRateLimit = (limit: number) => {
 
 const EMPTY_BINARY_FRAME = new Uint8Array(0)
 
-/** Resolves when the socket has closed. */
-const closed = (ws: WebSocket) =>
-  Effect.async<void>((resume) => {
-    if (ws.readyState === WebSocket.CLOSED) resume(Effect.void)
-    else ws.once("close", () => resume(Effect.void))
-  })
-
 /**
  * `GET /ws/chat?projectId=…`: checks the handshake (token, UUID, origin, project), then
- * serves one connection. Frames are queued as they arrive (a bounded queue) and handled
- * one at a time, in order, by a reader that cannot die silently; events go straight to
- * the socket.
+ * serves one connection on `ws`'s callbacks: no fiber waits while the socket is idle. A
+ * frame is queued as it arrives (bounded) and handled in a fiber of its own, one at a
+ * time and in order; events go straight to the socket.
  */
 export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function* () {
@@ -60,115 +66,116 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
     const accessToken = yield* AccessToken
     const maxQueuedBytes = 2 * sockets.maxPayload
     const knownProjects = yield* KnownProjects
+    // The service's runtime (logger, tracer, services), not a request's: a socket keeps
+    // nothing of the request that opened it but its log annotations.
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
 
-    const serve = (projectId: ProjectId, ws: WebSocket) =>
-      Effect.gen(function* () {
-        const outbox = makeOutbox(ws, config.wsMaxBufferedBytes)
-        const { subscriber } = outbox
-        const reply = (error: Events.ChatFailure) => Effect.sync(() => subscriber.send(Events.failure(error)))
-        const withinRate = makeRateLimit(config.wsMessagesPerMinute)
-        const rateLimited = Effect.sync(() => {
-          const limited = new RateLimited({ limitPerMinute: config.wsMessagesPerMinute })
-          subscriber.send(Events.errorEvent(limited.code, limited.message))
-        })
-        // Acknowledgements of a repeated clientMessageId still being written to this socket:
-        // a repeat is dropped until the socket has drained (a client that does not read
-        // cannot make the server copy one answer again and again).
-        const unsentAcks = new Set<string>()
+    const serve = (projectId: ProjectId, ws: WebSocket, annotations: HashMap.HashMap<string, unknown>) => {
+      const logAnnotations = HashMap.set(annotations, "projectId", projectId)
+      const run = <A, E>(effect: Effect.Effect<A, E>) => runFork(Effect.locally(effect, FiberRef.currentLogAnnotations, logAnnotations))
+      const outbox = makeOutbox(ws, config.wsMaxBufferedBytes)
+      const { subscriber } = outbox
+      const reply = (error: Events.ChatFailure) => Effect.sync(() => subscriber.send(Events.failure(error)))
+      const withinRate = makeRateLimit(config.wsMessagesPerMinute)
+      const rateLimited = Effect.sync(() => {
+        const limited = new RateLimited({ limitPerMinute: config.wsMessagesPerMinute })
+        subscriber.send(Events.errorEvent(limited.code, limited.message))
+      })
+      // Acknowledgements of a repeated clientMessageId still being written to this socket:
+      // a repeat is dropped until the socket has drained (a client that does not read
+      // cannot make the server copy one answer again and again).
+      const unsentAcks = new Set<string>()
 
-        const send = (frame: ChatMessageFrame) => {
-          const clientMessageId = frame.clientMessageId
-          if (ws.bufferedAmount === 0) unsentAcks.clear()
-          if (clientMessageId !== undefined && unsentAcks.has(clientMessageId)) return Effect.void
-          if (!withinRate()) return rateLimited
-          return chat.send(projectId, frame, subscriber).pipe(
-            Effect.catchAll(reply),
-            Effect.ensuring(Effect.sync(() => {
-              if (clientMessageId !== undefined && ws.bufferedAmount > 0) unsentAcks.add(clientMessageId)
-            }))
-          )
-        }
-
-        const handle = (data: string | Uint8Array) =>
-          Effect.suspend(() =>
-            Either.match(parseFrame(data, sockets.maxFrameBytes), {
-              onLeft: reply,
-              onRight: (frame) => {
-                switch (frame.type) {
-                  case "ping":
-                    return Effect.sync(() => subscriber.send(Events.pong()))
-                  case "cancel":
-                    return chat.cancel(projectId, frame.messageId)
-                  case "continue":
-                    // A continuation costs a Claude request too: it counts against the rate limit.
-                    return withinRate()
-                      ? chat.continueAnswer(projectId, frame, subscriber).pipe(Effect.catchAll(reply))
-                      : rateLimited
-                  case "chat_message":
-                    return send(frame)
-                }
-              }
-            })
-          )
-        // A bug while handling one frame is reported to the client and logged; the loop goes on.
-        const handleSafely = (data: string | Uint8Array) =>
-          handle(data).pipe(
-            Effect.catchAllCause((cause) =>
-              Cause.isInterruptedOnly(cause)
-                ? Effect.failCause(cause)
-                : Effect.logError("unhandled error while handling a chat frame", cause).pipe(
-                  Effect.zipRight(reply(new InternalError()))
-                )
-            )
-          )
-
-        let queuedFrames = 0
-        let queuedBytes = 0
-        const frames = yield* Queue.unbounded<string | Uint8Array>()
-        const next = Queue.take(frames).pipe(
-          Effect.tap((data) =>
-            Effect.sync(() => {
-              queuedFrames -= 1
-              queuedBytes -= data.length
-            })
-          )
-        )
-        // Whenever the reader ends but for the connection closing, the socket is closed too.
-        yield* next.pipe(
-          Effect.flatMap(handleSafely),
-          Effect.forever,
-          Effect.onExit((exit) =>
-            Exit.isInterrupted(exit)
-              ? Effect.void
-              : Effect.logError("chat socket reader stopped", exit).pipe(
-                Effect.zipRight(Effect.sync(() => outbox.closeFor("reader_failed", CLOSE_SERVER_ERROR)))
-              )
-          ),
-          Effect.forkScoped
-        )
-
-        ws.on("message", (data, isBinary) => {
-          // Binary frames are refused whatever they hold: their bytes need not be kept.
-          const frame = isBinary ? EMPTY_BINARY_FRAME : data.toString()
-          if (queuedFrames + 1 > config.wsMaxQueuedFrames || queuedBytes + frame.length > maxQueuedBytes) {
-            outbox.closeFor("queue_full", CLOSE_POLICY)
-            return
-          }
-          queuedFrames += 1
-          queuedBytes += frame.length
-          frames.unsafeOffer(frame)
-        })
-
-        yield* chat.connect(projectId, subscriber)
-        yield* Effect.logDebug("chat socket connected")
-        // Logged however serving ends: a connection cut by the server interrupts this fiber.
-        yield* closed(ws).pipe(
-          Effect.ensuring(Effect.suspend(() => {
-            const cut = outbox.cut()
-            return cut === undefined ? Effect.void : Effect.logWarning("chat socket closed by the server").pipe(Effect.annotateLogs({ ...cut }))
+      const send = (frame: ChatMessageFrame) => {
+        const clientMessageId = frame.clientMessageId
+        if (ws.bufferedAmount === 0) unsentAcks.clear()
+        if (clientMessageId !== undefined && unsentAcks.has(clientMessageId)) return Effect.void
+        if (!withinRate()) return rateLimited
+        return chat.send(projectId, frame, subscriber).pipe(
+          Effect.catchAll(reply),
+          Effect.ensuring(Effect.sync(() => {
+            if (clientMessageId !== undefined && ws.bufferedAmount > 0) unsentAcks.add(clientMessageId)
           }))
         )
-      }).pipe(Effect.scoped, Effect.annotateLogs("projectId", projectId))
+      }
+
+      const handle = (data: string | Uint8Array) =>
+        Effect.suspend(() =>
+          Either.match(parseFrame(data, sockets.maxFrameBytes), {
+            onLeft: reply,
+            onRight: (frame) => {
+              switch (frame.type) {
+                case "ping":
+                  return Effect.sync(() => subscriber.send(Events.pong()))
+                case "cancel":
+                  return chat.cancel(projectId, frame.messageId)
+                case "continue":
+                  // A continuation costs a Claude request too: it counts against the rate limit.
+                  return withinRate()
+                    ? chat.continueAnswer(projectId, frame, subscriber).pipe(Effect.catchAll(reply))
+                    : rateLimited
+                case "chat_message":
+                  return send(frame)
+              }
+            }
+          })
+        )
+      // A bug while handling one frame is reported to the client and logged; the connection goes on.
+      const handleSafely = (data: string | Uint8Array) =>
+        handle(data).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.failCause(cause)
+              : Effect.logError("unhandled error while handling a chat frame", cause).pipe(
+                Effect.zipRight(reply(new InternalError()))
+              )
+          )
+        )
+
+      const queued: Array<string | Uint8Array> = []
+      let queuedBytes = 0
+      let handling: Fiber.RuntimeFiber<void, never> | undefined
+      let open = true
+      /** Starts the next queued frame's fiber when the one before it has ended. */
+      const handleNext = (): void => {
+        const data = queued.shift()
+        handling = undefined
+        if (data === undefined || !open) return
+        queuedBytes -= data.length
+        const fiber = run(handleSafely(data))
+        handling = fiber
+        fiber.addObserver((exit) => {
+          if (Exit.isSuccess(exit) || Exit.isInterrupted(exit)) return handleNext()
+          // Unreachable unless handleSafely has a bug: the socket is closed rather than left deaf.
+          run(Effect.logError("chat socket reader stopped", exit))
+          outbox.closeFor("reader_failed", CLOSE_SERVER_ERROR)
+        })
+      }
+      ws.on("message", (data, isBinary) => {
+        // Binary frames are refused whatever they hold: their bytes need not be kept.
+        const frame = isBinary ? EMPTY_BINARY_FRAME : data.toString()
+        if (queued.length + 1 > config.wsMaxQueuedFrames || queuedBytes + frame.length > maxQueuedBytes) {
+          outbox.closeFor("queue_full", CLOSE_POLICY)
+          return
+        }
+        queued.push(frame)
+        queuedBytes += frame.length
+        if (handling === undefined) handleNext()
+      })
+
+      const scope = Effect.runSync(Scope.make())
+      ws.once("close", () => {
+        open = false
+        queued.length = 0
+        handling?.unsafeInterruptAsFork(FiberId.none)
+        const cut = outbox.cut()
+        run(Scope.close(scope, Exit.void).pipe(
+          Effect.zipRight(cut === undefined ? Effect.void : Effect.logWarning("chat socket closed by the server").pipe(Effect.annotateLogs({ ...cut })))
+        ))
+      })
+      Runtime.runSync(runtime)(Scope.extend(chat.connect(projectId, subscriber), scope))
+    }
 
     yield* router.get(
       "/ws/chat",
@@ -182,8 +189,11 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
         )
         yield* checkOrigin(config.corsOrigins, request.headers["origin"])
         yield* knownProjects.find(projectId)
-        yield* Effect.scoped(Effect.flatMap(sockets.upgrade(request), (ws) => serve(projectId, ws)))
-        return HttpServerResponse.empty()
+        const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+        yield* sockets.upgrade(request, (ws) => serve(projectId, ws, annotations))
+        yield* Effect.logDebug("chat socket connected").pipe(Effect.annotateLogs("projectId", projectId))
+        // 101 in the access log; the platform writes nothing more on an upgraded socket.
+        return HttpServerResponse.empty({ status: 101 })
       })
     )
   })

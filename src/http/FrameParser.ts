@@ -1,4 +1,5 @@
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { ClientFrame, ClientFrameType } from "../domain/ChatProtocol.js"
 import { InvalidMessage, MessageTooLarge, ValidationError } from "../domain/Errors.js"
 import { boundedMessage, MAX_JSON_DEPTH, nestsDeeperThan, topLevelType } from "./JsonNesting.js"

@@ -1,5 +1,5 @@
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as Effect from "effect/Effect"
 import { Health } from "../health/Health.js"
 import { Unhealthy } from "../health/HealthReport.js"
 import { Lifecycle } from "../Lifecycle.js"

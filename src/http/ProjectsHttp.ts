@@ -1,6 +1,7 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
-import { type JsonRead, pageRequest, parseIfNoneMatch } from "../projects/Paging.js"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import { decodeCursor, type JsonRead, MessagesCursor, pageRequest, parseIfNoneMatch, ProjectsCursor } from "../projects/Paging.js"
 import { Projects } from "../projects/Projects.js"
 import { Chat } from "../chat/Chat.js"
 import { KnownProjects } from "../projects/KnownProjects.js"
@@ -22,18 +23,22 @@ export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (han
     const projects = yield* Projects
     const chat = yield* Chat
     const knownProjects = yield* KnownProjects
+    const projectsCursor = decodeCursor(ProjectsCursor, "cursor")
+    const messagesCursor = decodeCursor(MessagesCursor, "before")
     return handlers
       .handle("create", ({ payload }) => projects.create(payload?.title))
       .handle("list", ({ headers, urlParams }) =>
-        projects.listJson(pageRequest(urlParams.limit, urlParams.cursor), parseIfNoneMatch(headers["if-none-match"])).pipe(
+        projectsCursor(urlParams.cursor).pipe(
+          Effect.flatMap((cursor) => projects.listJson(pageRequest(urlParams.limit, cursor), parseIfNoneMatch(headers["if-none-match"]))),
           Effect.map(readResponse)
         ))
       .handle("get", ({ headers, path, urlParams }) =>
-        projects.getJson(
-          path.id,
-          pageRequest(urlParams.messagesLimit, urlParams.before),
-          parseIfNoneMatch(headers["if-none-match"])
-        ).pipe(Effect.map(readResponse)))
+        messagesCursor(urlParams.before).pipe(
+          Effect.flatMap((before) =>
+            projects.getJson(path.id, pageRequest(urlParams.messagesLimit, before), parseIfNoneMatch(headers["if-none-match"]))
+          ),
+          Effect.map(readResponse)
+        ))
       .handle("rename", ({ path, payload }) => projects.rename(path.id, payload.title))
       .handle("remove", ({ path }) =>
         projects.remove(path.id).pipe(Effect.zipRight(knownProjects.forget(path.id)), Effect.zipRight(chat.projectDeleted(path.id))))

@@ -1,6 +1,9 @@
-import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Layer } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { createServer, IncomingMessage } from "node:http"
 import { AccessToken, AuthorizationLive, takeQueryToken } from "./Auth.js"
 import { rememberUpgradeHead, SocketServer } from "./SocketServer.js"
@@ -10,6 +13,7 @@ import { GoChatApi } from "./Api.js"
 import { Chat } from "../chat/Chat.js"
 import { AsyncApiRoute } from "./AsyncApi.js"
 import { ChatSocketRoute } from "./ChatSocket.js"
+import { DocsRoute } from "./Docs.js"
 import { ErrorMappingLive } from "./ErrorMapping.js"
 import { HealthHttpLive } from "./HealthHttp.js"
 import { PlaygroundRoute } from "./Playground.js"
@@ -84,12 +88,12 @@ export const HttpServerLive = Layer.unwrapEffect(
     // REST takes no `?token=`, but one sent anyway must not reach a trace's URL either.
     server.prependListener("request", takeQueryToken)
     const serve = HttpApiBuilder.serve(requestMiddleware(config.maxBodyBytes, lifecycle)).pipe(
-      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide(DocsRoute),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(
         HttpApiBuilder.middlewareCors({
           ...(config.corsOrigins.length > 0 ? { allowedOrigins: config.corsOrigins } : {}),
-          exposedHeaders: ["x-request-id"]
+          exposedHeaders: ["x-request-id", "etag"]
         })
       ),
       Layer.provide(ErrorMappingLive),

@@ -1,6 +1,8 @@
-import { type HttpServerRequest } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Duration, Effect, Schedule } from "effect"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { randomBytes } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import { WebSocket, WebSocketServer } from "ws"
@@ -94,25 +96,36 @@ export class SocketServer extends Effect.Service<SocketServer>()("SocketServer",
     }
 
     /**
-     * Completes the handshake of an upgrade request; the socket is closed (bounded) when
-     * the scope closes. Interrupted if the client goes away before the handshake is done.
+     * Completes the handshake of an upgrade request and hands the socket to `onOpen` at once,
+     * in `ws`'s callback, so that no frame or close can arrive before its listeners exist.
+     * No scope and no fiber stays behind: the socket lives on callbacks until it closes.
+     * Interrupted if the client goes away before the handshake is done.
      */
-    const upgrade = (request: HttpServerRequest.HttpServerRequest) =>
-      Effect.acquireRelease(
-        Effect.async<WebSocket>((resume) => {
-          const incoming = NodeHttpServerRequest.toIncomingMessage(request)
-          const socket = incoming.socket
-          const onClose = () => resume(Effect.interrupt)
-          socket.once("close", onClose)
-          wss.handleUpgrade(incoming, socket, upgradeHeads.get(incoming) ?? Buffer.alloc(0), (ws) => {
-            socket.off("close", onClose)
-            upgradeHeads.delete(incoming)
-            watch(ws)
-            resume(Effect.succeed(ws))
-          })
-        }),
-        (ws) => Effect.sync(() => closeBounded(ws, 1000, ""))
-      )
+    const upgrade = <A>(request: HttpServerRequest.HttpServerRequest, onOpen: (ws: WebSocket) => A) =>
+      Effect.async<A>((resume) => {
+        const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+        const socket = incoming.socket
+        // The platform answers every request it routes once the handler returns. The socket is
+        // taken from its response and that response ended: what the platform writes then goes
+        // nowhere, and the upgraded socket stays ours.
+        const response = NodeHttpServerRequest.toServerResponse(request)
+        response.detachSocket(socket)
+        response.end()
+        const onClose = () => resume(Effect.interrupt)
+        socket.once("close", onClose)
+        wss.handleUpgrade(incoming, socket, upgradeHeads.get(incoming) ?? Buffer.alloc(0), (ws) => {
+          socket.off("close", onClose)
+          upgradeHeads.delete(incoming)
+          watch(ws)
+          // Thrown here, a bug would escape into `ws`: it closes the socket and fails the handshake's fiber instead.
+          try {
+            resume(Effect.succeed(onOpen(ws)))
+          } catch (bug) {
+            closeBounded(ws, 1011, "")
+            resume(Effect.die(bug))
+          }
+        })
+      })
 
     /** Shutdown's last step: every socket still open is closed, and cut after the close limit. */
     const closeAll = (code: number, reason: string) =>

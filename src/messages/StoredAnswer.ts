@@ -1,4 +1,6 @@
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { ValidationError } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
 import { MessageStatus } from "../domain/Message.js"

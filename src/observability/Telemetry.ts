@@ -1,4 +1,6 @@
-import { Effect, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { AppConfig } from "../Config.js"
 
 /** Loaded only when tracing is on: the OpenTelemetry SDK adds about 100 ms to startup. */

@@ -2,7 +2,10 @@
  * The playground: projects on the left, the chat on the right, everything through the
  * typed client (REST from the HttpApi definition, the self-healing chat connection).
  */
-import { Effect, Either, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { type Answer, canContinue, ChatConnection, type ChatEvent, fetchRestClient, ProjectId, type RestClient } from "../client/index.js"
 import { type MessageView, renderMessage } from "./render.js"
 

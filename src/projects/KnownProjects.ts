@@ -1,4 +1,8 @@
-import { Cache, Duration, Effect, Exit, Schedule } from "effect"
+import * as Cache from "effect/Cache"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
 import type { ProjectId } from "../domain/Ids.js"
 import { Projects } from "./Projects.js"
 

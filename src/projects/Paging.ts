@@ -1,4 +1,9 @@
-import { Either, Encoding, ParseResult, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Encoding from "effect/Encoding"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { ValidationError } from "../domain/Errors.js"
 
 /** The largest page a client may ask for, of projects or of messages. */
 export const MAX_PAGE_SIZE = 500
@@ -51,6 +56,11 @@ export const ProjectsCursor = opaqueCursor(
   Schema.Struct({ u: MicrosecondInstant, i: Schema.UUID }),
   "Opaque cursor from `nextCursor` of the previous page"
 )
+/**
+ * The cursor parameters as the API declares them: plain strings (the same OpenAPI), so
+ * that a client passes the opaque text it was given; the handler decodes the keyset.
+ */
+export const ProjectsCursorParam = Schema.String.annotations({ description: "Opaque cursor from `nextCursor` of the previous page" })
 export type ProjectsCursor = typeof ProjectsCursor.Type
 
 /** Where the next (older) page of messages ends: before this message ordinal. */
@@ -58,9 +68,19 @@ export const MessagesCursor = opaqueCursor(
   Schema.Struct({ o: Schema.Int.pipe(Schema.between(1, Number.MAX_SAFE_INTEGER)) }),
   "Opaque cursor from `nextBefore` of the previous page"
 )
+export const MessagesCursorParam = Schema.String.annotations({ description: "Opaque cursor from `nextBefore` of the previous page" })
 export type MessagesCursor = typeof MessagesCursor.Type
 
 export const encodeProjectsCursor = Schema.encodeSync(ProjectsCursor)
+
+/** A cursor parameter decoded, or VALIDATION_ERROR naming the parameter, as a schema failure of the request would. */
+export const decodeCursor = <A>(cursor: Schema.Schema<A, string>, parameter: string) => {
+  const decode = Schema.decodeUnknown(cursor)
+  return (text: string | undefined): Effect.Effect<A | undefined, ValidationError> =>
+    text === undefined
+      ? Effect.succeed(undefined)
+      : decode(text).pipe(Effect.mapError(() => new ValidationError({ message: `${parameter}: is not a cursor this service issued` })))
+}
 export const encodeMessagesCursor = Schema.encodeSync(MessagesCursor)
 
 /** A page request: `limit` null is everything (the PRD's unpaginated read). */

@@ -12,7 +12,7 @@
  * Messages columns are spelled out here, not taken from `src/messages`: this is the only
  * place that turns them into the REST shape.
  */
-import type { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Validators, PageRequest } from "./Paging.js"
 import type { MessagesCursor, ProjectsCursor } from "./Paging.js"
 
