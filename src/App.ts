@@ -1,9 +1,14 @@
 import { Effect, Layer, Option } from "effect"
+import { AnswerRunner } from "./chat/AnswerRunner.js"
 import { Answers } from "./chat/Answers.js"
 import { AnswerStore } from "./chat/AnswerStore.js"
 import { Chat } from "./chat/Chat.js"
 import { Rooms } from "./chat/Rooms.js"
 import { Titles } from "./chat/Titles.js"
+import { Instances } from "./cluster/Instances.js"
+import { Ownership } from "./cluster/Ownership.js"
+import { PgBusLive } from "./cluster/PgBus.js"
+import { Relay } from "./cluster/Relay.js"
 import { ClaudeLive } from "./claude/ClaudeLive.js"
 import { DemoModelLive } from "./claude/DemoModel.js"
 import { AppConfig } from "./Config.js"
@@ -34,11 +39,16 @@ export const StorageLive = KnownProjects.Default.pipe(
  * one `Rooms` is shared by all of them (a layer is built once).
  */
 export const ChatOnModel = Chat.Default.pipe(
+  Layer.provide(AnswerRunner.Default),
   Layer.provide(Answers.Default),
   Layer.provide(Titles.Default),
   Layer.provide(AnswerStore.Default),
+  Layer.provide(Relay.Default),
   Layer.provide(Rooms.Default)
 )
+
+/** What ties the instances on one database together: the bus, the heartbeats, the ownership locks. */
+export const ClusterLive = Layer.mergeAll(Ownership.Default, Instances.Default).pipe(Layer.provideMerge(PgBusLive))
 
 const ChatLive = ChatOnModel.pipe(Layer.provide(ModelLive))
 
@@ -50,6 +60,7 @@ const ChatLive = ChatOnModel.pipe(Layer.provide(ModelLive))
 export const AppLive = HttpServerLive.pipe(
   Layer.provide(ChatLive),
   Layer.provideMerge(StorageLive),
+  Layer.provide(ClusterLive),
   Layer.provide(DatabaseLive),
   Layer.provide(Lifecycle.Default),
   Layer.provide(TelemetryLive),

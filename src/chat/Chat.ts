@@ -1,12 +1,14 @@
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Exit, Option } from "effect"
+import { Instances } from "../cluster/Instances.js"
+import { Ownership } from "../cluster/Ownership.js"
+import { Relay } from "../cluster/Relay.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
 import { AtCapacity, ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { continuable, Messages, type StoredAnswer } from "../messages/Messages.js"
-import { Answers } from "./Answers.js"
-import { AnswerStore } from "./AnswerStore.js"
+import { continuable, Messages } from "../messages/Messages.js"
+import { AnswerRunner } from "./AnswerRunner.js"
 import * as Events from "./Events.js"
 import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
@@ -31,13 +33,24 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const titles = yield* Titles
     const lifecycle = yield* Lifecycle
     const rooms = yield* Rooms
-    const answers = yield* Answers
-    const store = yield* AnswerStore
+    const runner = yield* AnswerRunner
+    const relay = yield* Relay
+    const ownership = yield* Ownership
+    const instances = yield* Instances
     const scope = yield* Effect.scope
 
     /** Registers a connection for the project's events (catching up a running answer) until the scope closes. */
     const connect = (projectId: ProjectId, subscriber: Subscriber) =>
-      Effect.acquireRelease(Effect.sync(() => rooms.join(projectId, subscriber)), () => Effect.sync(() => rooms.leave(projectId, subscriber)))
+      Effect.zipRight(
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            rooms.join(projectId, subscriber)
+            relay.catchUp(projectId, subscriber)
+          }),
+          () => Effect.sync(() => rooms.leave(projectId, subscriber))
+        ),
+        relay.follow(projectId)
+      )
 
     const validate = (frame: ChatMessageFrame) =>
       frame.content.trim().length === 0
@@ -58,6 +71,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         if (status === "streaming") {
           const running = rooms.running(projectId)
           if (running?.messageId === id) for (const json of running.catchUp()) reply.send(json)
+          else relay.catchUp(projectId, reply)
           return true
         }
         reply.send(Events.messageStart(id, userMessageId, true))
@@ -73,20 +87,28 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const start = (projectId: ProjectId, frame: ChatMessageFrame, reply: Subscriber) =>
       Effect.gen(function* () {
         const clientMessageId = frame.clientMessageId ?? null
-        const { message: userMessage, created } = yield* messages.insertUser(projectId, frame.content, clientMessageId)
-        if (!created && (yield* acknowledgeAgain(projectId, reply, userMessage.id))) return
-        const messageId = yield* messages.insertAssistant(projectId)
-        const generation = new Generation(messageId, userMessage.id, clientMessageId)
-        rooms.begin(projectId, generation)
-        // Forked fibers inherit uninterruptibility: the answer itself must stay cancellable.
-        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(answers.run(projectId, generation)), scope))
+        const { message: userMessage, created, answerId } = yield* messages.insertQuestion(projectId, frame.content, clientMessageId)
+        if (Option.isNone(answerId)) return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
+        yield* runner.launch(projectId, new Generation(answerId.value, userMessage.id, clientMessageId))
         if (created) {
           const announceTitle = titles.forFirstMessage(projectId, frame.content).pipe(
             Effect.tap(Option.map((title) => rooms.broadcast(projectId, Events.projectUpdated(projectId, title))))
           )
           yield* Effect.forkIn(Effect.interruptible(announceTitle), scope)
         }
+        return true
       })
+
+    /**
+     * Claims the reserved project for an answer of this instance, runs `use`, and gives the
+     * claim up unless `use` started the answer; the reservation ends in any case.
+     */
+    const owning = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
+      Effect.gen(function* () {
+        const claimed = yield* ownership.claim(projectId)
+        if (!claimed) return yield* new ChatBusy({ messageId: relay.runsElsewhere(projectId) ?? "" })
+        yield* use.pipe(Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : ownership.release(projectId)))
+      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
 
     /** MAX_ACTIVE_ANSWERS on this instance: past it a send is refused before anything is stored. */
     const belowCapacity = Effect.suspend(() =>
@@ -116,17 +138,8 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           if (Option.isSome(stored) && (yield* acknowledgeAgain(projectId, reply, stored.value.id))) return
           return yield* new ChatBusy({ messageId: rooms.running(projectId)?.messageId ?? "" })
         }
-        yield* start(projectId, frame, reply).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
+        yield* owning(projectId, start(projectId, frame, reply))
       })
-
-    /** Goes on with a stored answer under its own id; the project is reserved by the caller. */
-    const resume = (projectId: ProjectId, answer: StoredAnswer) =>
-      Effect.gen(function* () {
-        yield* messages.reopen(answer.id)
-        const generation = Generation.resumed(answer)
-        rooms.begin(projectId, generation)
-        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(answers.run(projectId, generation)), scope))
-      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
 
     /**
      * Handles a `continue`: the project's latest answer, if it ended interrupted, failed,
@@ -141,30 +154,26 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           for (const json of running.catchUp()) reply.send(json)
           return
         }
+        if (relay.runsElsewhere(projectId) === frame.messageId) return relay.catchUp(projectId, reply)
         yield* belowCapacity
         if (!rooms.reserve(projectId)) return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
-        const latest = yield* messages.latestAnswer(projectId).pipe(
-          Effect.flatMap((answer) => continuable(answer, frame.messageId)),
-          Effect.tapError(() => Effect.sync(() => rooms.unreserve(projectId)))
+        yield* owning(
+          projectId,
+          Effect.gen(function* () {
+            const latest = yield* Effect.flatMap(messages.latestAnswer(projectId), (answer) => continuable(answer, frame.messageId))
+            yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
+            yield* runner.resume(projectId, latest)
+            return true
+          })
         )
-        yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
-        yield* resume(projectId, latest)
       })
-
-    // Answers a crash or a deploy cut a moment ago go on now, before any client asks.
-    for (const answer of store.resumableAtStartup) {
-      if (!rooms.reserve(answer.projectId)) continue
-      yield* Effect.logWarning("continuing an answer interrupted by a restart").pipe(Effect.annotateLogs({ messageId: answer.id }))
-      yield* resume(answer.projectId, answer).pipe(Effect.catchAll((error) => Effect.logWarning("could not continue an answer", error)))
-    }
 
     /** Stops the project's answer (only if it is `messageId`, when given); harmless otherwise. */
     const cancel = (projectId: ProjectId, messageId: MessageId | undefined) =>
       Effect.suspend(() => {
         const generation = rooms.running(projectId)
-        return generation !== undefined && (messageId === undefined || generation.messageId === messageId)
-          ? generation.stop("cancelled")
-          : Effect.void
+        if (generation === undefined) return relay.requestCancel(projectId, messageId)
+        return messageId === undefined || generation.messageId === messageId ? generation.stop("cancelled") : Effect.void
       })
 
     /**
@@ -188,8 +197,11 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.gen(function* () {
         if (!(yield* awaitIdle(grace))) {
           const running = rooms.generations()
-          yield* Effect.logWarning("grace period over: interrupting running answers").pipe(Effect.annotateLogs("count", running.length))
-          yield* Effect.forEach(running, (generation) => generation.stop("interrupted"), { discard: true })
+          // Another live instance goes on with them; alone, they are stored to go on at the next start.
+          const reason = (yield* instances.livePeerExists) ? "handedOver" : "interrupted"
+          yield* Effect.logWarning(reason === "handedOver" ? "grace period over: handing running answers over" : "grace period over: interrupting running answers")
+            .pipe(Effect.annotateLogs("count", running.length))
+          yield* Effect.forEach(running, (generation) => generation.stop(reason), { discard: true })
           yield* awaitIdle(STOP_GRACE)
         }
         rooms.closeAll(1001, "going away")

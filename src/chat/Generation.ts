@@ -2,8 +2,11 @@ import { Effect, Fiber } from "effect"
 import type { MessageId } from "../domain/Ids.js"
 import * as Events from "./Events.js"
 
-/** Why an answer was stopped before Claude finished it: by its user, or by a shutdown. */
-export type StopReason = "cancelled" | "interrupted"
+/**
+ * Why an answer was stopped before Claude finished it: by its user, by a shutdown, or to go
+ * on on another instance (a shutdown with a live peer; this instance lost its ownership lock).
+ */
+export type StopReason = "cancelled" | "interrupted" | "handedOver"
 
 /**
  * One answer being generated. Its text, `seq` and `offset` change only in `append`, which

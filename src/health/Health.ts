@@ -1,5 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Option } from "effect"
+import { Bus } from "../cluster/Bus.js"
+import { Instances } from "../cluster/Instances.js"
 import { AppConfig } from "../Config.js"
 import { HealthReport } from "./HealthReport.js"
 
@@ -11,6 +13,8 @@ export class Health extends Effect.Service<Health>()("Health", {
     const sql = yield* SqlClient.SqlClient
     const config = yield* AppConfig
     const model = Option.isSome(config.claudeApiKey) ? "claude" : "demo"
+    const bus = yield* Bus
+    const instances = yield* Instances
 
     const databaseReachable = sql`SELECT 1`.pipe(
       Effect.timeout(DATABASE_PROBE_TIMEOUT),
@@ -20,8 +24,9 @@ export class Health extends Effect.Service<Health>()("Health", {
 
     /** Never fails: an unreachable dependency is part of the report, not an error. */
     const report = (draining: boolean) =>
-      Effect.map(databaseReachable, (reachable) =>
+      Effect.map(Effect.all([databaseReachable, bus.status, instances.status]), ([reachable, busStatus, cluster]) =>
         new HealthReport({
+          cluster: { instanceId: cluster.id, peers: cluster.peers, bus: busStatus },
           status: draining ? "draining" : reachable ? "healthy" : "unhealthy",
           database: reachable ? "connected" : "disconnected",
           model,

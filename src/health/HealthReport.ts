@@ -5,6 +5,12 @@ export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
   database: Schema.Literal("connected", "disconnected"),
   /** `claude` with an API key, `demo` when the offline demo model answers. */
   model: Schema.Literal("claude", "demo"),
+  /** The other instances on this database, and this one's bus connection (README, "Several instances"). */
+  cluster: Schema.Struct({
+    instanceId: Schema.String,
+    peers: Schema.Int,
+    bus: Schema.Struct({ connected: Schema.Boolean, listening: Schema.Int, reconnects: Schema.Int })
+  }),
   timestamp: Schema.Date
 }) {}
 

@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
-import { ChatOnModel, StorageLive } from "../../src/App.js"
+import { ChatOnModel, ClusterLive, StorageLive } from "../../src/App.js"
 import { Chat } from "../../src/chat/Chat.js"
 import type { Subscriber } from "../../src/chat/Rooms.js"
 import { AppConfig } from "../../src/Config.js"
@@ -69,6 +69,7 @@ export const startChatService = (env: Record<string, string> = {}) =>
     const layer = ChatOnModel.pipe(
       Layer.provide(claude.layer),
       Layer.provideMerge(StorageLive),
+      Layer.provideMerge(ClusterLive),
       Layer.provideMerge(Lifecycle.Default),
       Layer.provideMerge(DatabaseLive),
       Layer.provide(loggingFromConfig),

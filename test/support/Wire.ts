@@ -68,6 +68,11 @@ export const WireHealth = Schema.Struct({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
   model: Schema.Literal("claude", "demo"),
+  cluster: Schema.Struct({
+    instanceId: Schema.String,
+    peers: Schema.Int,
+    bus: Schema.Struct({ connected: Schema.Boolean, listening: Schema.Int, reconnects: Schema.Int })
+  }),
   timestamp: IsoTimestamp
 })
 

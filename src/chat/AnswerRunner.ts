@@ -1,0 +1,134 @@
+import { Duration, Effect, Option, Schedule } from "effect"
+import { Ownership } from "../cluster/Ownership.js"
+import { Relay } from "../cluster/Relay.js"
+import { AppConfig } from "../Config.js"
+import type { ProjectId } from "../domain/Ids.js"
+import { Lifecycle } from "../Lifecycle.js"
+import { answerOutcome, Messages, type StoredAnswer } from "../messages/Messages.js"
+import { Answers } from "./Answers.js"
+import { AnswerStore } from "./AnswerStore.js"
+import * as Events from "./Events.js"
+import { Generation } from "./Generation.js"
+import { Rooms } from "./Rooms.js"
+
+/** How often an instance looks for answers whose instance is gone. */
+const SCAN_EVERY = Duration.seconds(1)
+
+/**
+ * Starts answers on this instance and keeps them going when an instance goes away. An
+ * answer runs while this instance owns its project (`Ownership`), listening to the project's
+ * channel (cancels and snapshots from the other instances); the project is given up when
+ * the answer is stored or handed over. Every second the streaming answers no live instance
+ * owns are taken over: continued from the most complete text known (what the bus brought,
+ * or the last checkpoint) under the same message id.
+ */
+export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const messages = yield* Messages
+    const rooms = yield* Rooms
+    const answers = yield* Answers
+    const store = yield* AnswerStore
+    const ownership = yield* Ownership
+    const relay = yield* Relay
+    const lifecycle = yield* Lifecycle
+    const scope = yield* Effect.scope
+
+    /** Runs the generation in the background; the caller has reserved and claimed the project. */
+    const launch = (projectId: ProjectId, generation: Generation) =>
+      Effect.gen(function* () {
+        relay.forget(projectId)
+        rooms.begin(projectId, generation)
+        const run = Effect.scoped(Effect.zipRight(relay.follow(projectId), answers.run(projectId, generation))).pipe(
+          Effect.ensuring(ownership.release(projectId))
+        )
+        // Forked fibers inherit uninterruptibility: the answer itself must stay cancellable.
+        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(run), scope))
+      })
+
+    /** Goes on with a stored answer under its own id (from `content`, when more is known than was stored). */
+    const resume = (projectId: ProjectId, answer: StoredAnswer) =>
+      Effect.gen(function* () {
+        if (answer.status !== "streaming") yield* messages.reopen(answer.id)
+        yield* launch(projectId, Generation.resumed(answer))
+      })
+
+    /** The longer of two texts when one extends the other; the stored one otherwise. */
+    const mostComplete = (stored: string, relayed: string | undefined) =>
+      relayed !== undefined && relayed.length > stored.length && relayed.startsWith(stored) ? relayed : stored
+
+    /** The project's streaming answer, now that this instance holds its lock: its owner is gone. */
+    const takeOver = (projectId: ProjectId, atStartup: boolean) =>
+      Effect.gen(function* () {
+        const row = yield* messages.streamingIn(projectId, Duration.toSeconds(config.resumeInterruptedWithin), store.resumeBound)
+        if (Option.isNone(row)) return false
+        const answer = row.value
+        if (!answer.resumable) {
+          const outcome = answerOutcome({ ...answer, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" })
+          yield* store.store(outcome)
+          rooms.broadcast(projectId, Events.messageComplete({ ...outcome, messageId: outcome.id, fullContent: outcome.content, status: "interrupted" }))
+          return false
+        }
+        const content = mostComplete(answer.content, relay.mirroredText(projectId, answer.id))
+        yield* Effect.logWarning(atStartup ? "continuing an answer interrupted by a restart" : "taking over an answer of an instance that stopped")
+          .pipe(Effect.annotateLogs({ messageId: answer.id, projectId, characters: content.length }))
+        yield* resume(projectId, { ...answer, content })
+        return true
+      })
+
+    /** Reserves and claims a project for `use`; gives both up unless `use` started an answer. */
+    const withProject = (projectId: ProjectId, use: Effect.Effect<boolean, unknown>) =>
+      Effect.gen(function* () {
+        if (!rooms.reserve(projectId)) return
+        const claimed = yield* ownership.claim(projectId).pipe(Effect.orElseSucceed(() => false))
+        const started = claimed && (yield* use.pipe(Effect.orElseSucceed(() => false)))
+        if (claimed && !started) yield* ownership.release(projectId)
+      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
+
+    // Answers a deploy stored `interrupted` a moment ago go on now, before any client asks.
+    for (const answer of store.resumableAtStartup) {
+      yield* withProject(
+        answer.projectId,
+        Effect.gen(function* () {
+          yield* Effect.logWarning("continuing an answer interrupted by a restart").pipe(Effect.annotateLogs({ messageId: answer.id }))
+          if (!(yield* messages.reopen(answer.id))) return false
+          yield* launch(answer.projectId, Generation.resumed(answer))
+          return true
+        })
+      )
+    }
+
+    // Streaming answers nobody owns: their instance died, or stopped and handed them over.
+    // One without a mirror here waits a scan, so that an instance that followed it (and
+    // knows its latest text) gets it first.
+    const seenOnce = new Set<ProjectId>()
+    let firstScan = true
+    const scan = Effect.gen(function* () {
+      if (yield* lifecycle.isDraining) return
+      const atStartup = firstScan
+      firstScan = false
+      const projects = yield* messages.streamingProjects()
+      const unowned = projects.filter((projectId) => rooms.running(projectId) === undefined && !ownership.holds(projectId))
+      for (const projectId of unowned) {
+        if (!atStartup && relay.runsElsewhere(projectId) === undefined && !seenOnce.has(projectId)) {
+          seenOnce.add(projectId)
+          continue
+        }
+        seenOnce.delete(projectId)
+        yield* withProject(projectId, takeOver(projectId, atStartup))
+      }
+    })
+    yield* scan.pipe(
+      Effect.catchAll(() => Effect.void),
+      Effect.repeat(Schedule.spaced(SCAN_EVERY)),
+      Effect.forkScoped
+    )
+
+    // Locks lost with their connection: another instance (or this one, reconnected) takes over.
+    ownership.onLost(() => {
+      for (const generation of rooms.generations()) Effect.runFork(generation.stop("handedOver"))
+    })
+
+    return { launch, resume } as const
+  })
+}) {}
