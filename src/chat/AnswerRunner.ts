@@ -1,4 +1,5 @@
-import { Duration, Effect, Option, Schedule } from "effect"
+import { Duration, Effect, Exit, Option, Schedule } from "effect"
+import { ChatBusy } from "../domain/Errors.js"
 import { Ownership } from "../cluster/Ownership.js"
 import { Relay } from "../cluster/Relay.js"
 import { AppConfig } from "../Config.js"
@@ -76,14 +77,23 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
         return true
       })
 
-    /** Reserves and claims a project for `use`; gives both up unless `use` started an answer. */
-    const withProject = (projectId: ProjectId, use: Effect.Effect<boolean, unknown>) =>
+    /** Runs `use` on a project this instance has claimed; the claim is given up unless it started an answer. */
+    const whileClaimed = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
+      Effect.onExit(use, (exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : ownership.release(projectId))
+
+    /**
+     * Claims the project the caller reserved and runs `use` (see `whileClaimed`); BUSY when
+     * another instance owns it. The reservation ends in any case.
+     */
+    const owning = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
       Effect.gen(function* () {
-        if (!rooms.reserve(projectId)) return
-        const claimed = yield* ownership.claim(projectId).pipe(Effect.orElseSucceed(() => false))
-        const started = claimed && (yield* use.pipe(Effect.orElseSucceed(() => false)))
-        if (claimed && !started) yield* ownership.release(projectId)
-      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
+        if (yield* ownership.claim(projectId)) return yield* whileClaimed(projectId, use)
+        return yield* new ChatBusy({ messageId: relay.runsElsewhere(projectId) ?? "" })
+      }).pipe(Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))), Effect.uninterruptible, Effect.asVoid)
+
+    /** `owning` for the instance's own work (startup, takeovers): a busy or failing project is skipped. */
+    const withProject = (projectId: ProjectId, use: Effect.Effect<boolean, unknown>) =>
+      rooms.reserve(projectId) ? Effect.ignore(owning(projectId, use)) : Effect.void
 
     // Answers a deploy stored `interrupted` a moment ago go on now, before any client asks.
     for (const answer of store.resumableAtStartup) {
@@ -101,21 +111,28 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
     // Streaming answers nobody owns: their instance died, or stopped and handed them over.
     // One without a mirror here waits a scan, so that an instance that followed it (and
     // knows its latest text) gets it first.
-    const seenOnce = new Set<ProjectId>()
+    let seenOnce = new Set<ProjectId>()
     let firstScan = true
     const scan = Effect.gen(function* () {
       if (yield* lifecycle.isDraining) return
       const atStartup = firstScan
       firstScan = false
       const projects = yield* messages.streamingProjects()
-      const unowned = projects.filter((projectId) => rooms.running(projectId) === undefined && !ownership.holds(projectId))
-      for (const projectId of unowned) {
-        if (!atStartup && relay.runsElsewhere(projectId) === undefined && !seenOnce.has(projectId)) {
-          seenOnce.add(projectId)
-          continue
-        }
-        seenOnce.delete(projectId)
-        yield* withProject(projectId, takeOver(projectId, atStartup))
+      const waiting = new Set<ProjectId>()
+      const candidates = projects.filter((projectId) => {
+        if (rooms.running(projectId) !== undefined || ownership.holds(projectId)) return false
+        if (atStartup || relay.runsElsewhere(projectId) !== undefined || seenOnce.has(projectId)) return true
+        waiting.add(projectId)
+        return false
+      })
+      seenOnce = waiting
+      for (const projectId of yield* ownership.claimAll(candidates)) {
+        if (!rooms.reserve(projectId)) yield* ownership.release(projectId)
+        else yield* whileClaimed(projectId, takeOver(projectId, atStartup)).pipe(
+          Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))),
+          Effect.uninterruptible,
+          Effect.ignore
+        )
       }
     })
     yield* scan.pipe(
@@ -129,6 +146,6 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
       for (const generation of rooms.generations()) Effect.runFork(generation.stop("handedOver"))
     })
 
-    return { launch, resume } as const
+    return { launch, resume, owning } as const
   })
 }) {}

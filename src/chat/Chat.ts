@@ -1,6 +1,5 @@
-import { Duration, Effect, Exit, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { Instances } from "../cluster/Instances.js"
-import { Ownership } from "../cluster/Ownership.js"
 import { Relay } from "../cluster/Relay.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
@@ -35,7 +34,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const rooms = yield* Rooms
     const runner = yield* AnswerRunner
     const relay = yield* Relay
-    const ownership = yield* Ownership
     const instances = yield* Instances
     const scope = yield* Effect.scope
 
@@ -99,17 +97,6 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         return true
       })
 
-    /**
-     * Claims the reserved project for an answer of this instance, runs `use`, and gives the
-     * claim up unless `use` started the answer; the reservation ends in any case.
-     */
-    const owning = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
-      Effect.gen(function* () {
-        const claimed = yield* ownership.claim(projectId)
-        if (!claimed) return yield* new ChatBusy({ messageId: relay.runsElsewhere(projectId) ?? "" })
-        yield* use.pipe(Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : ownership.release(projectId)))
-      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
-
     /** MAX_ACTIVE_ANSWERS on this instance: past it a send is refused before anything is stored. */
     const belowCapacity = Effect.suspend(() =>
       rooms.activeCount() >= config.maxActiveAnswers ? Effect.fail(new AtCapacity({ limit: config.maxActiveAnswers })) : Effect.void
@@ -138,7 +125,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           if (Option.isSome(stored) && (yield* acknowledgeAgain(projectId, reply, stored.value.id))) return
           return yield* new ChatBusy({ messageId: rooms.running(projectId)?.messageId ?? "" })
         }
-        yield* owning(projectId, start(projectId, frame, reply))
+        yield* runner.owning(projectId, start(projectId, frame, reply))
       })
 
     /**
@@ -157,7 +144,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         if (relay.runsElsewhere(projectId) === frame.messageId) return relay.catchUp(projectId, reply)
         yield* belowCapacity
         if (!rooms.reserve(projectId)) return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
-        yield* owning(
+        yield* runner.owning(
           projectId,
           Effect.gen(function* () {
             const latest = yield* Effect.flatMap(messages.latestAnswer(projectId), (answer) => continuable(answer, frame.messageId))
@@ -199,8 +186,8 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           const running = rooms.generations()
           // Another live instance goes on with them; alone, they are stored to go on at the next start.
           const reason = (yield* instances.livePeerExists) ? "handedOver" : "interrupted"
-          yield* Effect.logWarning(reason === "handedOver" ? "grace period over: handing running answers over" : "grace period over: interrupting running answers")
-            .pipe(Effect.annotateLogs("count", running.length))
+          const doing = reason === "handedOver" ? "handing running answers over" : "interrupting running answers"
+          yield* Effect.logWarning(`grace period over: ${doing}`).pipe(Effect.annotateLogs("count", running.length))
           yield* Effect.forEach(running, (generation) => generation.stop(reason), { discard: true })
           yield* awaitIdle(STOP_GRACE)
         }

@@ -51,12 +51,12 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       })
     )
 
-    const query = (text: string, projectId: ProjectId) =>
+    const query = <Row extends pg.QueryResultRow>(text: string, value: ProjectId | ReadonlyArray<ProjectId>) =>
       Effect.suspend(() => {
         const current = client
         if (current === undefined) return Effect.fail(new DatabaseUnavailable({ cause: "ownership connection down" }))
         return Effect.tryPromise({
-          try: () => current.query<{ locked: boolean }>(text, [projectId]),
+          try: () => current.query<Row>(text, [value]),
           catch: (cause) => new DatabaseUnavailable({ cause })
         })
       })
@@ -67,13 +67,28 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         ? Effect.succeed(false)
         : Effect.gen(function* () {
           held.add(projectId)
-          const result = yield* query("SELECT pg_try_advisory_lock(hashtextextended($1, 12)) AS locked", projectId).pipe(
+          const result = yield* query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 12)) AS locked", projectId).pipe(
             Effect.tapError(() => Effect.sync(() => held.delete(projectId)))
           )
           const locked = result.rows[0]?.locked === true
           if (!locked) held.delete(projectId)
           return locked
         }))
+
+    /** Claims those of the projects no instance holds, in one round trip; returns them. */
+    const claimAll = Effect.fn("Ownership.claimAll")((projectIds: ReadonlyArray<ProjectId>) =>
+      Effect.gen(function* () {
+        const candidates = projectIds.filter((projectId) => !held.has(projectId))
+        if (candidates.length === 0) return []
+        for (const projectId of candidates) held.add(projectId)
+        const result = yield* query<{ projectId: ProjectId }>(
+          `SELECT p AS "projectId" FROM unnest($1::text[]) AS p WHERE pg_try_advisory_lock(hashtextextended(p, 12))`,
+          candidates
+        ).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
+        const claimed = new Set(result.rows.map((row) => row.projectId))
+        for (const projectId of candidates) if (!claimed.has(projectId)) held.delete(projectId)
+        return candidates.filter((projectId) => claimed.has(projectId))
+      }))
 
     /** Gives the project up (its answer is stored, or handed over). Never fails. */
     const release = (projectId: ProjectId) =>
@@ -84,6 +99,7 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
 
     return {
       claim,
+      claimAll,
       release,
       holds: (projectId: ProjectId): boolean => held.has(projectId),
       /** Called when the connection (and with it every lock) is lost. */

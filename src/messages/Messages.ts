@@ -44,23 +44,20 @@ export const continuable = (latest: Option.Option<StoredAnswer>, messageId: Mess
       message: "this answer is complete; only an answer that was interrupted, failed, cancelled or stopped at max_tokens can be continued"
     }))
 
-const isUniqueViolation = (error: unknown) =>
+/** An SqlError with this SQLSTATE (23505: unique violation, 23503: foreign key violation). */
+const hasSqlState = (code: string) => (error: unknown) =>
   Predicate.isTagged(error, "SqlError") &&
   Predicate.hasProperty(error, "cause") &&
   Predicate.hasProperty(error.cause, "code") &&
-  error.cause.code === "23505"
+  error.cause.code === code
+const isUniqueViolation = hasSqlState("23505")
+const isForeignKeyViolation = hasSqlState("23503")
 
 /** An answer's end state; its code blocks are found here, once, for storing and for clients alike. */
 export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): AnswerOutcome => ({
   ...fields,
   codeBlocks: extractCodeBlocks(fields.content)
 })
-
-const isForeignKeyViolation = (error: unknown) =>
-  Predicate.isTagged(error, "SqlError") &&
-  Predicate.hasProperty(error, "cause") &&
-  Predicate.hasProperty(error.cause, "code") &&
-  error.cause.code === "23503"
 
 /** The messages repository: the chat path's writes and the context it reads. */
 export class Messages extends Effect.Service<Messages>()("Messages", {
@@ -115,7 +112,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     })
 
     // An answer with the user message it answers (the one right before it).
-    const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations,
+    const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations, m.updated_at,
         (SELECT u.id FROM messages u WHERE u.project_id = m.project_id AND u.role = 'user' AND u.ordinal < m.ordinal
          ORDER BY u.ordinal DESC LIMIT 1) AS user_message_id
       FROM messages m`)
@@ -124,17 +121,8 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       Request: Schema.Struct({ projectId: ProjectId, withinSeconds: Schema.Number, maxContinuations: Schema.Int }),
       Result: Schema.extend(StoredAnswer, Schema.Struct({ resumable: Schema.Boolean })),
       execute: ({ projectId, withinSeconds, maxContinuations }) =>
-        sql`SELECT * FROM (
-              SELECT s.*, (SELECT updated_at > NOW() - make_interval(secs => ${withinSeconds}) FROM messages WHERE id = s.id)
-                AND s.continuations < ${maxContinuations} AS resumable
-              FROM (${storedAnswers} WHERE m.project_id = ${projectId} AND m.status = 'streaming') s
-            ) streaming WHERE user_message_id IS NOT NULL`
-    })
-
-    const streamingProjectRows = SqlSchema.findAll({
-      Request: Schema.Void,
-      Result: Schema.Struct({ projectId: ProjectId }),
-      execute: () => sql`SELECT project_id FROM messages WHERE status = 'streaming'`
+        sql`SELECT *, updated_at > NOW() - make_interval(secs => ${withinSeconds}) AND continuations < ${maxContinuations} AS resumable
+            FROM (${storedAnswers} WHERE m.project_id = ${projectId} AND m.status = 'streaming') s WHERE user_message_id IS NOT NULL`
     })
 
     const latestAnswerRow = SqlSchema.findOne({
@@ -206,16 +194,16 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         return { message, created, answerId }
       })).pipe(orUnavailableKeeping))
 
-    /**
-     * The project's streaming answer, if any, with whether it was written within `withinSeconds`
-     * and has taken fewer than `maxContinuations`: what an instance taking it over goes on from.
-     */
+    /** The project's streaming answer, and whether it is recent (`withinSeconds`) and bounded enough to go on. */
     const streamingIn = Effect.fn("Messages.streamingIn")((projectId: ProjectId, withinSeconds: number, maxContinuations: number) =>
       streamingAnswerRow({ projectId, withinSeconds, maxContinuations }).pipe(orUnavailable))
 
     /** Projects with an answer streaming (on any instance), to find those whose instance died. */
     const streamingProjects = Effect.fn("Messages.streamingProjects")(() =>
-      streamingProjectRows(undefined).pipe(orUnavailable, Effect.map((rows) => rows.map((row) => row.projectId))))
+      sql<{ projectId: ProjectId }>`SELECT project_id FROM messages WHERE status = 'streaming'`.pipe(
+        orUnavailable,
+        Effect.map((rows) => rows.map((row) => row.projectId))
+      ))
 
     /**
      * The partial texts of streaming answers, so a crash loses at most one interval: one
@@ -230,7 +218,6 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         Effect.tap(() => Effect.annotateCurrentSpan("answers", answers.length))
       ))
 
-    /** The final text, status and code blocks of an answer. */
     /**
      * The final text, status and code blocks of an answer, and its project's `updatedAt`, in
      * one statement (one round trip, atomic). False when the answer no longer exists (its
