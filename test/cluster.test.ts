@@ -125,7 +125,7 @@ describe("several instances on one database", () => {
       expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
     }), 120_000)
 
-  it.scopedLive("a cancel sent on B stops the answer generating on A; both clients hear it cancelled with the same text", () =>
+  it.scopedLive("a cancel sent on B stops the answer generating on A; a continue sent on B goes on with it there, heard on A", () =>
     Effect.gen(function* () {
       const { fake, services: [a, b], sql } = yield* cluster(2)
       const series = numberedChunks(40, "a")
@@ -144,7 +144,48 @@ describe("several instances on one database", () => {
       yield* fakeIdle(fake)
       held.open()
       expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "cancelled", content: endOnA.fullContent })
+
+      const more = numberedChunks(6, "b")
+      fake.enqueueChat({ kind: "text", chunks: more })
+      yield* onB.send({ type: "continue", messageId: start.messageId })
+      const continuedOnA = yield* complete(onA, start.messageId)
+      const continuedOnB = yield* complete(onB, start.messageId)
+      expect(continuedOnA).toMatchObject({ status: "complete", continuations: 1 })
+      expect(continuedOnB).toEqual(continuedOnA)
+      expectTokens(continuedOnA.fullContent, series.slice(0, 10), more)
+      const resumedOnA = onA.events.filter((e) => e.type === "message_start" && e.resumed === true)
+      expect(resumedOnA, "A's client heard the answer go on").toHaveLength(1)
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: continuedOnA.fullContent })
     }), 120_000)
+
+  it.scopedLive("three instances, SIGKILL of the owner: the clients on both others see the answer go on and end, exactly", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b, c], sql } = yield* cluster(3)
+      const [first, rest] = [numberedChunks(300, "a"), numberedChunks(8, "b")]
+      fake.enqueueChat({ kind: "text", chunks: first, chunkDelayMs: 20 })
+      const project = yield* newProject(a!, "Mine")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const onC = yield* connect(c!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Build me a big app")
+      yield* seenChunk(onB, start.messageId, 20)
+      yield* seenChunk(onC, start.messageId, 20)
+      fake.enqueueChat({ kind: "text", chunks: rest, chunkDelayMs: 20 })
+      a!.signal("SIGKILL")
+      yield* awaitExit(a!, 30_000)
+      const end = yield* complete(onB, start.messageId)
+      expect(yield* complete(onC, start.messageId)).toEqual(end)
+      expect(end).toMatchObject({ status: "complete", continuations: 1 })
+      const cut = tokens(end.fullContent).length - rest.length
+      expectTokens(end.fullContent, first.slice(0, cut), rest)
+      for (const client of [onB, onC]) expect(assembled(chunksOf(client, start.messageId))).toBe(end.fullContent)
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
+      const takers = [b!, c!].filter((service) =>
+        service.logs().some((line) => line["message"] === "taking over an answer of an instance that stopped" && line["messageId"] === start.messageId)
+      )
+      expect(takers, "exactly one instance took the answer over").toHaveLength(1)
+      expect(fake.chatRequests(), "one request for the answer, one for its continuation").toHaveLength(2)
+    }), 150_000)
 
   for (const how of ["SIGKILL", "SIGTERM"] as const) {
     it.scopedLive(`${how} of the instance generating an answer: another instance finishes it under the same id`, () =>
