@@ -49,7 +49,7 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "profile"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "cluster", "profile"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
@@ -375,6 +375,7 @@ const results: {
   streaming: Array<{ name: string; service: StreamingRun; baseline: StreamingRun }>
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
+  cluster: Array<ClusterRun>
   profiles?: Record<string, ProfileSummary>
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
   targets: Array<{ target: string; measured: string; met: boolean }>
@@ -394,6 +395,7 @@ const results: {
   streaming: [],
   idle: {},
   large: {},
+  cluster: [],
   shutdowns: [],
   targets: [],
   problems: []
@@ -962,6 +964,10 @@ const report = () => {
       ["CPU time (s)", f(s.cpuMs / 1000, 2), f(b.cpuMs / 1000, 2), ratio(s.cpuMs, b.cpuMs)]
     ]))
   }
+  if (results.cluster.length > 0) {
+    out.push(table("Several instances on one PostgreSQL (issue 12; CPU = all instances together)", ["scenario", "instances", "chunks/s", "CPU per chunk (µs)", "latency p50 / p99 (ms)", "lost / reordered", "intact"],
+      results.cluster.map((run) => [run.name, String(run.instances), f(run.chunksPerSecond, 0), f(run.cpuPerChunkUs, 1), `${f(run.client.latencyMs.p50, 2)} / ${f(run.client.latencyMs.p99, 2)}`, `${run.client.lost} / ${run.client.reordered}`, String(run.intact)])))
+  }
   const stops = results.shutdowns.filter((stop) => stop.target === "service")
   if (stops.length > 0) {
     const ms = distribution(stops.map((stop) => stop.ms))
@@ -970,6 +976,121 @@ const report = () => {
   out.push(table("Targets (issue 6)", ["target", "measured", "met"], results.targets.map((t) => [t.target, t.measured, t.met ? "yes" : "NO"])))
   if (results.problems.length > 0) out.push("### Problems", "", ...results.problems.map((p) => `- ${p}`), "")
   return out.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several instances (issue 12)
+
+interface ClusterRun {
+  readonly name: string
+  readonly instances: number
+  readonly conversations: number
+  readonly client: ConversationsResult
+  readonly cpuMs: number
+  readonly cpuPerChunkUs: number
+  readonly chunksPerSecond: number
+  readonly intact: boolean
+}
+
+/** One load over `targets` (conversation i on instance i mod n; `cross`: listening on the next one). */
+const clusterRun = async (name: string, targets: ReadonlyArray<Target>, conversations: number, spec: AnswerSpec, cross: boolean): Promise<ClusterRun> => {
+  let windows: Array<UsageWindow> = []
+  let cpuMs = 0
+  const spreadMs = plan.streaming.spreadMs
+  const client = await runConversations(
+    {
+      baseUrl: targets[0]?.url ?? "",
+      instanceUrls: targets.map((target) => target.url),
+      crossInstance: cross,
+      createProjects: true,
+      conversations,
+      spec,
+      spreadMs,
+      deadlineMs: spec.chunks * spec.delayMs * 2 + spreadMs + 60_000,
+      markerSource: TIMESTAMP_MARKER.source
+    },
+    {
+      onGo: () => {
+        windows = targets.map((target) => new UsageWindow(target.pid))
+      },
+      onDone: () => {
+        cpuMs = windows.reduce((sum, window) => sum + window.stop().cpuMs, 0)
+      }
+    }
+  )
+  const intact = intactOf(client)
+  const run: ClusterRun = {
+    name,
+    instances: targets.length,
+    conversations,
+    client,
+    cpuMs,
+    cpuPerChunkUs: client.chunksReceived === 0 ? Number.NaN : (cpuMs * 1000) / client.chunksReceived,
+    chunksPerSecond: client.chunksReceived / (client.wallMs / 1000),
+    intact
+  }
+  if (!intact) problem(`${name} (${targets.length} instances): lost ${client.lost}, reordered ${client.reordered}, offset errors ${client.offsetErrors}, errors ${client.errorCount} ${JSON.stringify(client.errors.slice(0, 3))}`)
+  log(`${name}, ${targets.length} instance(s): ${f(run.chunksPerSecond, 0)} chunks/s, ${f(run.cpuPerChunkUs, 1)} µs CPU/chunk, p99 ${f(client.latencyMs.p99, 2)} ms, ${intact ? "intact" : "NOT INTACT"}`)
+  results.cluster.push(run)
+  return run
+}
+
+/** Waits until every instance's /health counts the others. */
+const awaitPeers = async (targets: ReadonlyArray<Target>) => {
+  const deadline = performance.now() + 30_000
+  for (const target of targets) {
+    for (;;) {
+      const body = (await fetch(`${target.url}/health`).then((r) => r.json(), () => ({}))) as { cluster?: { peers?: number } }
+      if (body.cluster?.peers === targets.length - 1) break
+      if (performance.now() > deadline) throw new Error(`${target.url} never saw its peers`)
+      await sleep(100)
+    }
+  }
+}
+
+/**
+ * The same loads on one instance and on two on one database: throughput at the largest level
+ * (a saturating answer spec), the bus's CPU per chunk and the added latency for clients on
+ * the instance that does not generate their answer (every chunk crossed the bus).
+ */
+const clusterScenarios = async () => {
+  const large = QUICK ? 100 : 1000
+  const saturating: AnswerSpec = { chunks: plan.stress.chunks / 5, delayMs: plan.stress.delayMs, chunkChars: 6, code: false, timestamps: true }
+  const paced: AnswerSpec = { chunks: plan.streaming.chunks, delayMs: plan.streaming.delayMs, chunkChars: 6, code: false, timestamps: true }
+  const one = await startStreamingService()
+  try {
+    await warmUp(one)
+    await clusterRun(`${large} conversations, saturating`, [one], large, saturating, false)
+    await clusterRun("100 conversations", [one], 100, paced, false)
+  } finally {
+    await stopTarget(one)
+  }
+  const two = [await startStreamingService(), await startStreamingService()]
+  try {
+    await awaitPeers(two)
+    for (const target of two) await warmUp(target)
+    await clusterRun(`${large} conversations, saturating`, two, large, saturating, false)
+    await clusterRun("100 conversations", two, 100, paced, false)
+    await clusterRun("100 conversations, client on the other instance", two, 100, paced, true)
+  } finally {
+    for (const target of two) await stopTarget(target)
+  }
+  const find = (name: string, instances: number) => results.cluster.find((run) => run.name === name && run.instances === instances)
+  const throughput = [find(`${large} conversations, saturating`, 1), find(`${large} conversations, saturating`, 2)]
+  const cpu = [find("100 conversations", 1), find("100 conversations, client on the other instance", 2)]
+  const latency = [find("100 conversations", 2), find("100 conversations, client on the other instance", 2)]
+  if (throughput[0] && throughput[1]) {
+    const r = throughput[1].chunksPerSecond / throughput[0].chunksPerSecond
+    results.targets.push({ target: `2 instances deliver ≥ 1.6× the chunks/s of 1 at ${large} conversations`, measured: `${f(r, 2)}×`, met: r >= 1.6 })
+  }
+  if (cpu[0] && cpu[1]) {
+    const r = cpu[1].cpuPerChunkUs / cpu[0].cpuPerChunkUs
+    results.targets.push({ target: "CPU per chunk across the bus within 15% of one instance (100 conversations)", measured: `${f(r, 2)}×`, met: r <= 1.15 })
+  }
+  if (latency[0] && latency[1]) {
+    const r = latency[1].client.latencyMs.p99 / latency[0].client.latencyMs.p99
+    results.targets.push({ target: "added latency p99 on another instance within 2× of the same instance", measured: `${f(r, 2)}×`, met: r <= 2 })
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1008,6 +1129,10 @@ const main = async () => {
     log("large answer")
     results.large.service = await largeRun("service")
     results.large.baseline = await largeRun("baseline")
+  }
+  if (runs("cluster")) {
+    log("several instances")
+    await clusterScenarios()
   }
   if (runs("profile")) {
     log("CPU profile of the service, 100 conversations")
