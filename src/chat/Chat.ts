@@ -39,16 +39,13 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
 
     /** Registers a connection for the project's events (catching up a running answer) until the scope closes. */
     const connect = (projectId: ProjectId, subscriber: Subscriber) =>
-      Effect.zipRight(
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            rooms.join(projectId, subscriber)
-            relay.catchUp(projectId, subscriber)
-          }),
-          () => Effect.sync(() => rooms.leave(projectId, subscriber))
-        ),
-        relay.follow(projectId)
-      )
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          rooms.join(projectId, subscriber)
+          relay.catchUp(projectId, subscriber)
+        }),
+        () => Effect.sync(() => rooms.leave(projectId, subscriber))
+      ).pipe(Effect.zipRight(relay.follow(projectId)))
 
     const validate = (frame: ChatMessageFrame) =>
       frame.content.trim().length === 0
@@ -164,14 +161,15 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       })
 
     /**
-     * The project was deleted: its answer stops (the upstream request is aborted) and is
-     * never announced as complete; its connections are told PROJECT_NOT_FOUND and closed.
+     * The project was deleted: its answer stops (the upstream request is aborted; on another
+     * instance, by its owner) and is never announced as complete; its connections here are
+     * told PROJECT_NOT_FOUND and closed.
      */
     const projectDeleted = (projectId: ProjectId) =>
       Effect.suspend(() => {
         const generation = rooms.running(projectId)
         rooms.closeRoom(projectId, Events.failure(new ProjectNotFound({ projectId })), PROJECT_GONE, "project deleted")
-        return generation === undefined ? Effect.void : generation.stop("cancelled")
+        return generation === undefined ? relay.requestCancel(projectId, undefined) : generation.stop("cancelled")
       })
 
     const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
