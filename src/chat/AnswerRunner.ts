@@ -17,9 +17,8 @@ const SCAN_EVERY = Duration.seconds(1)
 
 /**
  * Starts answers on this instance and keeps them going when an instance goes away. An
- * answer runs while this instance owns its project (`Ownership`), listening to the project's
- * channel (cancels and snapshots from the other instances); the project is given up when
- * the answer is stored or handed over. Every second the streaming answers no live instance
+ * answer runs while this instance owns its project (`Ownership`); the project is given up
+ * when the answer is stored or handed over. Every second the streaming answers no live instance
  * owns are taken over: continued from the most complete text known (what the bus brought,
  * or the last checkpoint) under the same message id.
  */
@@ -40,9 +39,7 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
       Effect.gen(function* () {
         relay.forget(projectId)
         rooms.begin(projectId, generation)
-        const run = Effect.scoped(Effect.zipRight(relay.follow(projectId), answers.run(projectId, generation))).pipe(
-          Effect.ensuring(ownership.release(projectId))
-        )
+        const run = answers.run(projectId, generation).pipe(Effect.ensuring(ownership.release(projectId)))
         // Forked fibers inherit uninterruptibility: the answer itself must stay cancellable.
         yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(run), scope))
       })

@@ -1,26 +1,26 @@
-import { Effect, Exit, Option, Queue, Schema, Scope } from "effect"
+import { Effect, Option, Queue, Schema } from "effect"
 import * as Events from "../chat/Events.js"
 import { Rooms, type Subscriber } from "../chat/Rooms.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Bus } from "./Bus.js"
 import { Instances } from "./Instances.js"
 
-/** At most one notification per project per this many ms: chunks in between travel together. */
+/** At most one notification (per ~7 KB of events) per this many ms: events in between travel together. */
 const BATCH_MS = 25
+/** A notification's payload stays well under PostgreSQL's 8,000 bytes. */
+const PAYLOAD_BYTES = 7_000
 
-/** A project's channel: `project_` and the UUID's hex digits (a valid, unquoted identifier). */
-export const projectChannel = (projectId: ProjectId) => `project_${projectId.replaceAll("-", "").toLowerCase()}`
+/** The one channel every instance listens to. */
+const CHANNEL = "chat_events"
 
 /**
- * A notification on a project's channel: a header line (who sent it, what it is), then for
- * `events` one encoded server event a line (JSON never holds a raw newline).
+ * A notification: a header line (who sent it), then one line per item, `<projectId> <kind>
+ * <body>`: `e` an encoded server event (JSON never holds a raw newline), `s` a request for
+ * the snapshot of the project's running answer, `c` a request to cancel it (body: its id or empty).
  */
-const Header = Schema.parseJson(Schema.Struct({
-  from: Schema.String,
-  kind: Schema.Literal("events", "snapshot", "cancel"),
-  messageId: Schema.optional(Schema.String)
-}))
+const Header = Schema.parseJson(Schema.Struct({ from: Schema.String }))
 const decodeHeader = Schema.decodeUnknownOption(Header)
+const PROJECT_ID_LENGTH = 36
 
 /** The fields of a relayed event that following it needs (the rest is passed on as it is). */
 const RelayedEvent = Schema.parseJson(Schema.Struct({
@@ -41,19 +41,15 @@ interface Mirror {
   seq: number
 }
 
-interface Following {
-  count: number
-  readonly scope: Scope.CloseableScope
-}
-
 /**
  * Live events between instances, over the bus: what a project's answer (generated on one
- * instance) sends reaches the project's sockets on every instance, in order and once.
- * An instance listens to a project's channel only while it has sockets there or generates
- * its answer (`follow`); events are sent to the bus only while another instance is alive,
- * batched per project. A follower keeps a mirror of the running answer for the catch-ups
- * of its own sockets, asks the owner for a snapshot when it starts following, and drops
- * what its mirror already holds (by offset), so nothing is missing or repeated.
+ * instance) sends reaches the project's sockets on every instance, in order and once. Every
+ * instance listens to one channel; events are sent to it only while another instance is
+ * alive, batched (one notification per BATCH_MS, split at PAYLOAD_BYTES), and a receiver
+ * skips the projects it has no sockets on before parsing anything. A follower keeps a mirror
+ * of the running answer for the catch-ups of its own sockets, asks the owner for a snapshot
+ * when its first socket joins, and drops what its mirror already holds (by offset), so that
+ * nothing is missing or repeated.
  */
 export class Relay extends Effect.Service<Relay>()("Relay", {
   scoped: Effect.gen(function* () {
@@ -61,40 +57,54 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
     const rooms = yield* Rooms
     const instances = yield* Instances
     const self = instances.id
+    const header = JSON.stringify({ from: self })
     const mirrors = new Map<ProjectId, Mirror>()
-    const following = new Map<ProjectId, Following>()
-    const pending = new Map<ProjectId, Array<string>>()
-    const lastSent = new Map<ProjectId, number>()
-    const outbox = yield* Queue.unbounded<readonly [ProjectId, string]>()
+    /** Projects this instance has sockets on (how many), whose events it wants. */
+    const following = new Map<ProjectId, number>()
+    let pending: Array<string> = []
+    let flushAt: ReturnType<typeof setTimeout> | undefined
+    let lastSent = Number.NEGATIVE_INFINITY
+    const outbox = yield* Queue.unbounded<string>()
 
     // One fiber publishes, so that notifications leave in the order they were made.
     yield* Queue.take(outbox).pipe(
-      Effect.flatMap(([projectId, payload]) => bus.publish(projectChannel(projectId), payload)),
-      Effect.catchAll((error) => Effect.logWarning("an event could not be sent to the other instances", error)),
+      Effect.flatMap((payload) => bus.publish(CHANNEL, payload)),
+      Effect.catchAll((error) => Effect.logWarning("events could not be sent to the other instances", error)),
       Effect.forever,
       Effect.forkScoped
     )
 
-    const header = (kind: "events" | "snapshot" | "cancel", messageId?: string) =>
-      JSON.stringify(messageId === undefined ? { from: self, kind } : { from: self, kind, messageId })
-
-    const flush = (projectId: ProjectId) => {
-      const events = pending.get(projectId)
-      if (events === undefined) return
-      pending.delete(projectId)
-      lastSent.set(projectId, performance.now())
-      Queue.unsafeOffer(outbox, [projectId, [header("events"), ...events].join("\n")])
+    /** Sends what is pending, in notifications of at most PAYLOAD_BYTES. */
+    const flush = () => {
+      if (flushAt !== undefined) clearTimeout(flushAt)
+      flushAt = undefined
+      lastSent = performance.now()
+      let lines = [header]
+      let bytes = header.length
+      for (const line of pending) {
+        const size = Buffer.byteLength(line) + 1
+        if (bytes + size > PAYLOAD_BYTES && lines.length > 1) {
+          Queue.unsafeOffer(outbox, lines.join("\n"))
+          lines = [header]
+          bytes = header.length
+        }
+        lines.push(line)
+        bytes += size
+      }
+      pending = []
+      if (lines.length > 1) Queue.unsafeOffer(outbox, lines.join("\n"))
     }
 
-    /** Every event broadcast on this instance goes to the others too, batched per project. */
+    /** Queues an item for the other instances: sent within BATCH_MS, or at once when `urgent`. */
+    const send = (projectId: ProjectId, kind: "e" | "s" | "c", body: string, urgent = false) => {
+      pending.push(`${projectId} ${kind} ${body}`)
+      if (urgent) return flush()
+      if (flushAt === undefined) flushAt = setTimeout(flush, Math.max(0, BATCH_MS - (performance.now() - lastSent)))
+    }
+
+    /** Every event broadcast on this instance goes to the others too, while there are others. */
     rooms.relayTo((projectId, json) => {
-      if (!instances.hasPeers()) return
-      const events = pending.get(projectId)
-      if (events !== undefined) return void events.push(json)
-      pending.set(projectId, [json])
-      const wait = BATCH_MS - (performance.now() - (lastSent.get(projectId) ?? Number.NEGATIVE_INFINITY))
-      if (wait <= 0) queueMicrotask(() => flush(projectId))
-      else setTimeout(() => flush(projectId), wait)
+      if (instances.hasPeers()) send(projectId, "e", json)
     })
 
     const catchUpOf = (mirror: Mirror): ReadonlyArray<string> => {
@@ -134,58 +144,57 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       }
     }
 
-    const requestSnapshot = (projectId: ProjectId) =>
-      instances.hasPeers() ? Queue.offer(outbox, [projectId, header("snapshot")]) : Effect.void
-
-    const receive = (projectId: ProjectId) => (payload: string) => {
-      const newline = payload.indexOf("\n")
-      const message = Option.getOrUndefined(decodeHeader(newline < 0 ? payload : payload.slice(0, newline)))
-      if (message === undefined || message.from === self) return
-      instances.sawPeer()
+    const receiveLine = (line: string) => {
+      const projectId = line.slice(0, PROJECT_ID_LENGTH) as ProjectId
+      const kind = line.charAt(PROJECT_ID_LENGTH + 1)
+      const body = line.slice(PROJECT_ID_LENGTH + 3)
+      if (kind === "e") return following.has(projectId) ? receiveEvent(projectId, body) : undefined
       const generation = rooms.running(projectId)
-      switch (message.kind) {
-        case "events":
-          for (const json of payload.slice(newline + 1).split("\n")) receiveEvent(projectId, json)
-          return
-        case "snapshot":
-          if (generation === undefined) return
-          flush(projectId)
-          Queue.unsafeOffer(outbox, [projectId, [header("events"), ...generation.catchUp()].join("\n")])
-          return
-        case "cancel":
-          if (generation !== undefined && (message.messageId === undefined || message.messageId === generation.messageId)) {
-            Effect.runFork(generation.stop("cancelled"))
-          }
+      if (generation === undefined) return
+      if (kind === "s") {
+        // What is pending for it goes first: the snapshot covers it, the follower drops it by offset.
+        for (const json of generation.catchUp()) send(projectId, "e", json)
+        return flush()
       }
+      if (kind === "c" && (body === "" || body === generation.messageId)) Effect.runFork(generation.stop("cancelled"))
     }
 
+    const requestSnapshot = (projectId: ProjectId) => {
+      if (instances.hasPeers()) send(projectId, "s", "", true)
+    }
+
+    yield* bus.listen(CHANNEL, {
+      onMessage: (payload) => {
+        const lines = payload.split("\n")
+        const from = Option.getOrUndefined(decodeHeader(lines[0]))?.from
+        if (from === undefined || from === self) return
+        instances.sawPeer()
+        for (let i = 1; i < lines.length; i++) receiveLine(lines[i] ?? "")
+      },
+      // Notifications may have been missed: every mirror is rebuilt from its owner's snapshot.
+      onReconnect: () => {
+        mirrors.clear()
+        for (const projectId of following.keys()) requestSnapshot(projectId)
+      }
+    }).pipe(Effect.orDie)
+
     /**
-     * Listens to the project's channel until the scope closes (counted: the last one out
-     * stops listening); the first one asks the owner of a running answer for its snapshot.
+     * Wants the project's events until the scope closes (counted); the first one asks the
+     * owner of a running answer for its snapshot.
      */
     const follow = (projectId: ProjectId) =>
       Effect.acquireRelease(
-        Effect.gen(function* () {
-          const current = following.get(projectId)
-          if (current !== undefined) return void current.count++
-          const scope = yield* Scope.make()
-          following.set(projectId, { count: 1, scope })
-          yield* bus.listen(projectChannel(projectId), {
-            onMessage: receive(projectId),
-            onReconnect: () => {
-              mirrors.delete(projectId)
-              Effect.runFork(requestSnapshot(projectId))
-            }
-          }).pipe(Scope.extend(scope), Effect.orDie)
-          yield* requestSnapshot(projectId)
+        Effect.sync(() => {
+          const count = following.get(projectId) ?? 0
+          following.set(projectId, count + 1)
+          if (count === 0) requestSnapshot(projectId)
         }),
         () =>
-          Effect.suspend(() => {
-            const current = following.get(projectId)
-            if (current === undefined || --current.count > 0) return Effect.void
+          Effect.sync(() => {
+            const count = (following.get(projectId) ?? 1) - 1
+            if (count > 0) return void following.set(projectId, count)
             following.delete(projectId)
             mirrors.delete(projectId)
-            return Scope.close(current.scope, Exit.void)
           })
       )
 
@@ -207,7 +216,9 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       forget: (projectId: ProjectId): void => void mirrors.delete(projectId),
       /** Asks the instance generating `messageId` (or the project's answer) to stop it. */
       requestCancel: (projectId: ProjectId, messageId: MessageId | undefined) =>
-        instances.hasPeers() ? Queue.offer(outbox, [projectId, header("cancel", messageId)]) : Effect.void
+        Effect.sync(() => {
+          if (instances.hasPeers()) send(projectId, "c", messageId ?? "", true)
+        })
     } as const
   })
 }) {}
