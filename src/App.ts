@@ -5,6 +5,7 @@ import { Chat } from "./chat/Chat.js"
 import { Rooms } from "./chat/Rooms.js"
 import { Titles } from "./chat/Titles.js"
 import { ClaudeLive } from "./claude/ClaudeLive.js"
+import { PgBusLive } from "./cluster/PgBus.js"
 import { DemoModelLive } from "./claude/DemoModel.js"
 import { AppConfig } from "./Config.js"
 import { DatabaseLive } from "./db/Database.js"
@@ -23,6 +24,12 @@ const ModelLive = Layer.unwrapEffect(
     Option.match(config.claudeApiKey, { onNone: () => DemoModelLive, onSome: ClaudeLive })
   )
 )
+
+/**
+ * The shared infrastructure: the database (DATABASE_URL or embedded) and the bus on it (one
+ * extra connection). The bus is released first, before the pool and the embedded server.
+ */
+export const InfrastructureLive = PgBusLive.pipe(Layer.provideMerge(DatabaseLive))
 
 /** What the HTTP handlers and the chat read and write: the repositories, and the health probe. */
 export const StorageLive = KnownProjects.Default.pipe(
@@ -44,13 +51,13 @@ const ChatLive = ChatOnModel.pipe(Layer.provide(ModelLive))
 
 /**
  * The whole service as one layer, composed here and only here. Infrastructure (config,
- * database) sits below the HTTP server so that on shutdown requests and answers drain
+ * database, bus) sits below the HTTP server so that on shutdown requests and answers drain
  * before the pool closes. `main.ts` launches it; tests build it against their own database.
  */
 export const AppLive = HttpServerLive.pipe(
   Layer.provide(ChatLive),
   Layer.provideMerge(StorageLive),
-  Layer.provide(DatabaseLive),
+  Layer.provide(InfrastructureLive),
   Layer.provide(Lifecycle.Default),
   Layer.provide(TelemetryLive),
   Layer.provide(loggingFromConfig),

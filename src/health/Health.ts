@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Option } from "effect"
+import { Bus } from "../cluster/Bus.js"
 import { AppConfig } from "../Config.js"
 import { HealthReport } from "./HealthReport.js"
 
@@ -10,6 +11,7 @@ export class Health extends Effect.Service<Health>()("Health", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const config = yield* AppConfig
+    const bus = yield* Bus
     const model = Option.isSome(config.claudeApiKey) ? "claude" : "demo"
 
     const databaseReachable = sql`SELECT 1`.pipe(
@@ -20,10 +22,12 @@ export class Health extends Effect.Service<Health>()("Health", {
 
     /** Never fails: an unreachable dependency is part of the report, not an error. */
     const report = (draining: boolean) =>
-      Effect.map(databaseReachable, (reachable) =>
+      Effect.map(Effect.all([databaseReachable, bus.status]), ([reachable, { connected }]) =>
         new HealthReport({
-          status: draining ? "draining" : reachable ? "healthy" : "unhealthy",
+          // Without the bus this instance would miss the other instances' events: not fit to serve.
+          status: draining ? "draining" : reachable && connected ? "healthy" : "unhealthy",
           database: reachable ? "connected" : "disconnected",
+          bus: connected ? "up" : "down",
           model,
           timestamp: new Date()
         })

@@ -3,6 +3,8 @@ import { Schema } from "effect"
 export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  /** The instances' event bus (LISTEN/NOTIFY connection): `down` while it reconnects. */
+  bus: Schema.Literal("up", "down"),
   /** `claude` with an API key, `demo` when the offline demo model answers. */
   model: Schema.Literal("claude", "demo"),
   timestamp: Schema.Date

@@ -67,6 +67,7 @@ export type WireProjectWithMessages = typeof WireProjectWithMessages.Type
 export const WireHealth = Schema.Struct({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  bus: Schema.Literal("up", "down"),
   model: Schema.Literal("claude", "demo"),
   timestamp: IsoTimestamp
 })

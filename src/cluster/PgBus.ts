@@ -1,0 +1,285 @@
+import { Cause, Chunk, Deferred, Duration, Effect, Either, Exit, Layer, Queue, Redacted, Runtime, Schedule } from "effect"
+import { randomBytes } from "node:crypto"
+import pg from "pg"
+import { DatabaseUrl } from "../db/Database.js"
+import { Bus, type BusChannel, type BusMessageHandlers, BusUnavailable, parseChannel } from "./Bus.js"
+import { Reassembly, toParts } from "./BusFrames.js"
+
+/*
+ * The bus on PostgreSQL LISTEN/NOTIFY, over ONE dedicated `pg` connection per instance used for
+ * both listening and publishing, so that one instance's notifications keep their order. Not
+ * `PgClient.listen`/`notify` of @effect/sql-pg 0.53 (DESIGN.md decision 14): its NOTIFY is
+ * rejected by PostgreSQL, one listener's UNLISTEN silences the others, empty payloads are dropped
+ * and a dead connection is never noticed.
+ *
+ * A dead connection is noticed by the client's `error`/`end` events and by a keepalive query (a
+ * half-open TCP connection raises nothing); it is replaced with backoff, every channel is
+ * listened on again, and then every listener's `onReconnect` is called.
+ */
+
+const CONNECT_TIMEOUT = Duration.seconds(3)
+const KEEPALIVE_INTERVAL = Duration.seconds(2)
+const KEEPALIVE_TIMEOUT = Duration.seconds(3)
+/** How long a publish waits for a lost connection to come back before failing with BusUnavailable. */
+const PUBLISH_WAIT = Duration.seconds(2)
+/** The layer waits this long for its first connection; past it, the service starts with the bus down. */
+const FIRST_CONNECT_WAIT = Duration.seconds(5)
+const RECONNECT_FIRST_DELAY_MS = 100
+const RECONNECT_MAX_DELAY_MS = 2000
+const CLOSE_WAIT = Duration.seconds(1)
+/** Messages sent in one statement (one transaction: one commit for all their notifications). */
+const MAX_BATCH = 256
+
+/** One statement for a whole batch; `unnest` yields the rows, so the notifications, in array order. */
+const NOTIFY_ALL = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)"
+
+/** LISTEN takes no parameter; a BusChannel is [a-z0-9_] only, so quoting it is all the escaping it needs. */
+const listenStatement = (channel: string) => `LISTEN "${channel}"`
+const unlistenStatement = (channel: string) => `UNLISTEN "${channel}"`
+
+interface Connection {
+  readonly client: pg.Client
+  /** Completed with the reason when the connection is gone (error, end, failed keepalive). */
+  readonly lost: Deferred.Deferred<string>
+}
+
+interface Outgoing {
+  readonly channel: BusChannel
+  readonly parts: ReadonlyArray<string>
+  readonly done: Deferred.Deferred<void, BusUnavailable>
+}
+
+/** A listener's own entry: the same handlers listening twice count twice. */
+interface Listener {
+  readonly handlers: BusMessageHandlers
+}
+
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error))
+
+const make = Effect.gen(function* () {
+  const url = yield* DatabaseUrl
+  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+  const instanceId = randomBytes(6).toString("hex")
+  const listeners = new Map<string, Set<Listener>>()
+  const reassembly = new Reassembly()
+  const outbox = yield* Queue.unbounded<Outgoing>()
+  let current: Connection | undefined
+  let reconnects = 0
+  let nextSeq = 0
+
+  /** Handlers are the listener's code: a throw is logged and goes no further. */
+  const call = (what: string, handler: () => void) => {
+    try {
+      handler()
+    } catch (defect) {
+      runFork(Effect.logError(`bus: a listener's ${what} threw`, Cause.die(defect)))
+    }
+  }
+
+  const deliver = (notification: pg.Notification) =>
+    call("onMessage", () => {
+      const payload = reassembly.accept(notification.channel, notification.payload ?? "")
+      if (payload === undefined) return
+      for (const listener of [...(listeners.get(notification.channel) ?? [])]) {
+        call("onMessage", () => listener.handlers.onMessage(payload))
+      }
+    })
+
+  const destroy = (client: pg.Client) => Effect.sync(() => client.connection.stream.destroy())
+
+  const close = (client: pg.Client) =>
+    Effect.promise(() => client.end().catch(() => undefined)).pipe(
+      Effect.timeout(CLOSE_WAIT),
+      Effect.ignore,
+      Effect.zipRight(destroy(client))
+    )
+
+  const connect = Effect.gen(function* () {
+    const lost = yield* Deferred.make<string>()
+    const client = new pg.Client({
+      connectionString: Redacted.value(url),
+      application_name: `go-chat-bus-${instanceId}`,
+      connectionTimeoutMillis: Duration.toMillis(CONNECT_TIMEOUT),
+      keepAlive: true
+    })
+    const markLost = (reason: string) => {
+      if (current?.client === client) current = undefined
+      Deferred.unsafeDone(lost, Exit.succeed(reason))
+    }
+    // Without an `error` listener a dropped connection would crash the process.
+    client.on("error", (error) => markLost(describe(error)))
+    client.on("end", () => markLost("the connection ended"))
+    client.on("notification", deliver)
+    yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(
+      Effect.tapError(() => destroy(client))
+    )
+    return { client, lost } satisfies Connection
+  })
+
+  /** The result of a statement already submitted, or BusUnavailable as soon as its connection is lost. */
+  const settle = (connection: Connection, submitted: Promise<unknown>) =>
+    Effect.raceFirst(
+      Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }),
+      Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason }))
+    )
+
+  /** Statements are submitted synchronously with the change they belong to: the client runs them in that order. */
+  const submit = (connection: Connection, text: string, values?: ReadonlyArray<unknown>) => {
+    const submitted = connection.client.query(text, values === undefined ? undefined : [...values])
+    submitted.catch(() => undefined)
+    return submitted
+  }
+
+  const keepalive = (connection: Connection) =>
+    Effect.sleep(KEEPALIVE_INTERVAL).pipe(
+      Effect.zipRight(
+        Effect.suspend(() => settle(connection, submit(connection, "SELECT 1"))).pipe(
+          Effect.timeoutFail({ duration: KEEPALIVE_TIMEOUT, onTimeout: () => new BusUnavailable({ reason: "keepalive query timed out" }) })
+        )
+      ),
+      Effect.forever
+    )
+
+  /** One connection's life: connect, listen on every channel, serve until it is lost. */
+  const session = (onConnected: () => void) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const connection = yield* Effect.acquireRelease(connect, ({ client }) => close(client))
+        yield* Effect.addFinalizer(() => Effect.sync(() => (current === connection ? (current = undefined) : undefined)))
+        const listenAll = yield* Effect.sync(() => {
+          reassembly.reset()
+          current = connection
+          const channels = [...listeners.keys()]
+          return channels.length === 0 ? undefined : submit(connection, channels.map(listenStatement).join("; "))
+        })
+        if (listenAll !== undefined) yield* settle(connection, listenAll)
+        onConnected()
+        const reason = yield* Effect.raceFirst(Deferred.await(connection.lost), keepalive(connection))
+        return yield* new BusUnavailable({ reason })
+      })
+    )
+
+  const supervise = Effect.gen(function* () {
+    let connectedOnce = false
+    let failures = 0
+    for (;;) {
+      let connected = false
+      const exit = yield* Effect.exit(session(() => {
+        connected = true
+        if (connectedOnce) {
+          reconnects++
+          runFork(Effect.logInfo("bus: reconnected; listeners catch up").pipe(Effect.annotateLogs({ reconnects })))
+          for (const set of [...listeners.values()]) {
+            for (const listener of [...set]) call("onReconnect", () => listener.handlers.onReconnect?.())
+          }
+        }
+        connectedOnce = true
+      }))
+      const reason = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "session ended"
+      if (connected) failures = 0
+      if (connected || failures === 0) {
+        yield* Effect.logWarning(connected ? "bus: connection lost; reconnecting" : "bus: cannot connect; retrying").pipe(
+          Effect.annotateLogs({ reason })
+        )
+      }
+      failures++
+      yield* Effect.sleep(Duration.millis(Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_FIRST_DELAY_MS * 2 ** (failures - 1))))
+    }
+  })
+
+  /** The live connection, waiting up to `limit` for one. */
+  const awaitConnection = (limit: Duration.Duration) =>
+    Effect.suspend(() => (current === undefined ? new BusUnavailable({ reason: "not connected" }) : Effect.succeed(current))).pipe(
+      Effect.retry(Schedule.spaced(Duration.millis(20))),
+      Effect.timeoutFail({ duration: limit, onTimeout: () => new BusUnavailable({ reason: `not connected within ${Duration.format(limit)}` }) })
+    )
+
+  const send = (batch: Chunk.Chunk<Outgoing>) =>
+    Effect.gen(function* () {
+      const channels: Array<string> = []
+      const parts: Array<string> = []
+      for (const item of batch) {
+        for (const part of item.parts) {
+          channels.push(item.channel)
+          parts.push(part)
+        }
+      }
+      const connection = yield* awaitConnection(PUBLISH_WAIT)
+      yield* settle(connection, submit(connection, NOTIFY_ALL, [channels, parts]))
+    })
+
+  const complete = (items: Iterable<Outgoing>, exit: Exit.Exit<void, BusUnavailable>) =>
+    Effect.forEach(items, (item) => Deferred.done(item.done, exit), { discard: true })
+
+  const closing = Exit.fail(new BusUnavailable({ reason: "the bus is closing" }))
+
+  /** Sends what was published, in order, many messages a statement. */
+  const write = Queue.takeBetween(outbox, 1, MAX_BATCH).pipe(
+    Effect.flatMap((batch) =>
+      send(batch).pipe(
+        Effect.onExit((exit) => complete(batch, Exit.isInterrupted(exit) ? closing : exit)),
+        // The bus is down: what waits behind this batch fails now rather than wait its own turn.
+        Effect.catchAll((error) => Effect.flatMap(Queue.takeAll(outbox), (waiting) => complete(waiting, Exit.fail(error))))
+      )
+    ),
+    Effect.forever
+  )
+
+  yield* Effect.forkScoped(supervise)
+  yield* Effect.forkScoped(write)
+  yield* Effect.addFinalizer(() => Queue.shutdown(outbox))
+  yield* awaitConnection(FIRST_CONNECT_WAIT).pipe(
+    Effect.catchAll(() => Effect.logWarning("bus: not connected yet; the service starts with the bus down"))
+  )
+
+  const publish = (channel: string, payload: string) =>
+    Either.match(parseChannel(channel), {
+      onLeft: (invalid) => Effect.fail(invalid),
+      onRight: (valid) =>
+        Effect.flatMap(Deferred.make<void, BusUnavailable>(), (done) =>
+          Effect.suspend(() =>
+            Queue.unsafeOffer(outbox, { channel: valid, parts: toParts(instanceId, nextSeq++, payload), done })
+              ? Deferred.await(done)
+              : new BusUnavailable({ reason: "the bus is closed" })
+          )
+        )
+    })
+
+  /** Registers the listener and submits its LISTEN, in one step (see `submit`); the LISTEN is awaited outside. */
+  const subscribe = (channel: BusChannel, listener: Listener) =>
+    Effect.sync(() => {
+      const set = listeners.get(channel) ?? new Set<Listener>()
+      listeners.set(channel, set)
+      set.add(listener)
+      const connection = current
+      // LISTEN even when the channel is already listened on: once it answers, this listener is live.
+      return connection === undefined ? undefined : { connection, submitted: submit(connection, listenStatement(channel)) }
+    })
+
+  const unsubscribe = (channel: BusChannel, listener: Listener) =>
+    Effect.sync(() => {
+      const set = listeners.get(channel)
+      if (set === undefined || !set.delete(listener) || set.size > 0) return
+      listeners.delete(channel)
+      if (current !== undefined) submit(current, unlistenStatement(channel))
+    })
+
+  const listen = (channel: string, handlers: BusMessageHandlers) =>
+    Either.match(parseChannel(channel), {
+      onLeft: (invalid) => Effect.fail(invalid),
+      onRight: (valid) => {
+        const listener: Listener = { handlers }
+        return Effect.acquireRelease(subscribe(valid, listener), () => unsubscribe(valid, listener)).pipe(
+          // Not in the acquire step: that is uninterruptible, and `settle` interrupts the loser of its race.
+          Effect.flatMap((pending) => (pending === undefined ? Effect.void : Effect.ignore(settle(pending.connection, pending.submitted))))
+        )
+      }
+    })
+
+  const status = Effect.sync(() => ({ connected: current !== undefined, listening: listeners.size, reconnects }))
+
+  return Bus.of({ instanceId, publish, listen, status })
+})
+
+/** The bus of this instance, on the database the service uses (`DatabaseUrl`): one extra connection. */
+export const PgBusLive = Layer.scoped(Bus, make)
