@@ -7,7 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Either, Layer, Queue, Redacted } from "effect"
 import { Bus, type BusShape } from "../src/cluster/Bus.js"
-import { PART_DATA_BYTES, toParts } from "../src/cluster/BusFrames.js"
+import { PART_DATA_BYTES, Reassembly, splitUtf8, toParts } from "../src/cluster/BusFrames.js"
 import { PgBusLive } from "../src/cluster/PgBus.js"
 import { DatabaseUrl } from "../src/db/Database.js"
 import { startApp } from "./support/BoundedApp.js"
@@ -261,6 +261,34 @@ describe("the bus (PostgreSQL LISTEN/NOTIFY)", () => {
       expect(yield* fence(b, onB, "halfopen")).toEqual(["after"])
       expect((yield* b.status).reconnects).toBeGreaterThanOrEqual(1)
     }))
+})
+
+describe("bus frames", () => {
+  it("cuts text at character boundaries, never above the limit", () => {
+    const text = "a€𝄞é".repeat(50)
+    for (const limit of [4, 5, 6, 7, 10, 33]) {
+      const pieces = splitUtf8(text, limit)
+      expect(pieces.join("")).toBe(text)
+      for (const piece of pieces) expect(Buffer.byteLength(piece, "utf8")).toBeLessThanOrEqual(limit)
+      // No replacement character: no piece starts or ends inside a character.
+      for (const piece of pieces) expect(piece).not.toContain("\uFFFD")
+    }
+  })
+
+  it("drops a message whose parts do not line up, and keeps the next one", () => {
+    const reassembly = new Reassembly()
+    const first = toParts("aaaa", 1, "x".repeat(PART_DATA_BYTES * 2 + 1))
+    const second = toParts("aaaa", 2, "y".repeat(PART_DATA_BYTES + 1))
+    expect(first).toHaveLength(3)
+    expect(reassembly.accept("c", first[0] ?? "")).toBeUndefined()
+    // The middle part of the first message was lost (a reconnect): the first is dropped.
+    expect(reassembly.accept("c", first[2] ?? "")).toBeUndefined()
+    expect(reassembly.accept("c", second[0] ?? "")).toBeUndefined()
+    expect(reassembly.accept("c", second[1] ?? "")).toBe("y".repeat(PART_DATA_BYTES + 1))
+    // Not one of ours at all.
+    expect(reassembly.accept("c", "plain NOTIFY payload")).toBeUndefined()
+    expect(reassembly.dropped).toBe(2)
+  })
 })
 
 describe("GET /health with the bus", () => {

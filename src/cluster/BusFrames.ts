@@ -83,7 +83,8 @@ export class Reassembly {
     }
     const message = this.pending.get(key)
     if (message === undefined || message.seq !== seq || message.pieces.length !== index || message.count !== count) {
-      if (this.pending.delete(key)) this.dropped++
+      // A part that does not continue what is pending: that message (or this one's beginning) is lost.
+      this.pending.delete(key)
       this.dropped++
       return undefined
     }

@@ -1,8 +1,9 @@
-import { Cause, Chunk, Deferred, Duration, Effect, Either, Exit, Layer, Queue, Redacted, Runtime, Schedule } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Either, Exit, Layer, Queue, Runtime, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import pg from "pg"
 import { DatabaseUrl } from "../db/Database.js"
 import { Bus, type BusChannel, type BusMessageHandlers, BusUnavailable, parseChannel } from "./Bus.js"
+import { type BusConnection, keepalive, listenStatement, NOTIFY_ALL, openConnection, settle, submit, unlistenStatement } from "./BusConnection.js"
 import { Reassembly, toParts } from "./BusFrames.js"
 
 /*
@@ -17,31 +18,14 @@ import { Reassembly, toParts } from "./BusFrames.js"
  * listened on again, and then every listener's `onReconnect` is called.
  */
 
-const CONNECT_TIMEOUT = Duration.seconds(3)
-const KEEPALIVE_INTERVAL = Duration.seconds(2)
-const KEEPALIVE_TIMEOUT = Duration.seconds(3)
 /** How long a publish waits for a lost connection to come back before failing with BusUnavailable. */
 const PUBLISH_WAIT = Duration.seconds(2)
 /** The layer waits this long for its first connection; past it, the service starts with the bus down. */
 const FIRST_CONNECT_WAIT = Duration.seconds(5)
 const RECONNECT_FIRST_DELAY_MS = 100
 const RECONNECT_MAX_DELAY_MS = 2000
-const CLOSE_WAIT = Duration.seconds(1)
 /** Messages sent in one statement (one transaction: one commit for all their notifications). */
 const MAX_BATCH = 256
-
-/** One statement for a whole batch; `unnest` yields the rows, so the notifications, in array order. */
-const NOTIFY_ALL = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)"
-
-/** LISTEN takes no parameter; a BusChannel is [a-z0-9_] only, so quoting it is all the escaping it needs. */
-const listenStatement = (channel: string) => `LISTEN "${channel}"`
-const unlistenStatement = (channel: string) => `UNLISTEN "${channel}"`
-
-interface Connection {
-  readonly client: pg.Client
-  /** Completed with the reason when the connection is gone (error, end, failed keepalive). */
-  readonly lost: Deferred.Deferred<string>
-}
 
 interface Outgoing {
   readonly channel: BusChannel
@@ -54,8 +38,6 @@ interface Listener {
   readonly handlers: BusMessageHandlers
 }
 
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error))
-
 const make = Effect.gen(function* () {
   const url = yield* DatabaseUrl
   const runFork = Runtime.runFork(yield* Effect.runtime<never>())
@@ -63,9 +45,10 @@ const make = Effect.gen(function* () {
   const listeners = new Map<string, Set<Listener>>()
   const reassembly = new Reassembly()
   const outbox = yield* Queue.unbounded<Outgoing>()
-  let current: Connection | undefined
+  let current: BusConnection | undefined
   let reconnects = 0
   let nextSeq = 0
+  let closed = false
 
   /** Handlers are the listener's code: a throw is logged and goes no further. */
   const call = (what: string, handler: () => void) => {
@@ -85,66 +68,16 @@ const make = Effect.gen(function* () {
       }
     })
 
-  const destroy = (client: pg.Client) => Effect.sync(() => client.connection.stream.destroy())
-
-  const close = (client: pg.Client) =>
-    Effect.promise(() => client.end().catch(() => undefined)).pipe(
-      Effect.timeout(CLOSE_WAIT),
-      Effect.ignore,
-      Effect.zipRight(destroy(client))
-    )
-
-  const connect = Effect.gen(function* () {
-    const lost = yield* Deferred.make<string>()
-    const client = new pg.Client({
-      connectionString: Redacted.value(url),
-      application_name: `go-chat-bus-${instanceId}`,
-      connectionTimeoutMillis: Duration.toMillis(CONNECT_TIMEOUT),
-      keepAlive: true
-    })
-    const markLost = (reason: string) => {
-      if (current?.client === client) current = undefined
-      Deferred.unsafeDone(lost, Exit.succeed(reason))
-    }
-    // Without an `error` listener a dropped connection would crash the process.
-    client.on("error", (error) => markLost(describe(error)))
-    client.on("end", () => markLost("the connection ended"))
-    client.on("notification", deliver)
-    yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(
-      Effect.tapError(() => destroy(client))
-    )
-    return { client, lost } satisfies Connection
-  })
-
-  /** The result of a statement already submitted, or BusUnavailable as soon as its connection is lost. */
-  const settle = (connection: Connection, submitted: Promise<unknown>) =>
-    Effect.raceFirst(
-      Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }),
-      Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason }))
-    )
-
-  /** Statements are submitted synchronously with the change they belong to: the client runs them in that order. */
-  const submit = (connection: Connection, text: string, values?: ReadonlyArray<unknown>) => {
-    const submitted = connection.client.query(text, values === undefined ? undefined : [...values])
-    submitted.catch(() => undefined)
-    return submitted
-  }
-
-  const keepalive = (connection: Connection) =>
-    Effect.sleep(KEEPALIVE_INTERVAL).pipe(
-      Effect.zipRight(
-        Effect.suspend(() => settle(connection, submit(connection, "SELECT 1"))).pipe(
-          Effect.timeoutFail({ duration: KEEPALIVE_TIMEOUT, onTimeout: () => new BusUnavailable({ reason: "keepalive query timed out" }) })
-        )
-      ),
-      Effect.forever
-    )
-
   /** One connection's life: connect, listen on every channel, serve until it is lost. */
   const session = (onConnected: () => void) =>
     Effect.scoped(
       Effect.gen(function* () {
-        const connection = yield* Effect.acquireRelease(connect, ({ client }) => close(client))
+        const connection = yield* openConnection({
+          url,
+          applicationName: `go-chat-bus-${instanceId}`,
+          onNotification: deliver,
+          onLost: (client) => (current?.client === client ? (current = undefined) : undefined)
+        })
         yield* Effect.addFinalizer(() => Effect.sync(() => (current === connection ? (current = undefined) : undefined)))
         const listenAll = yield* Effect.sync(() => {
           reassembly.reset()
@@ -154,8 +87,7 @@ const make = Effect.gen(function* () {
         })
         if (listenAll !== undefined) yield* settle(connection, listenAll)
         onConnected()
-        const reason = yield* Effect.raceFirst(Deferred.await(connection.lost), keepalive(connection))
-        return yield* new BusUnavailable({ reason })
+        return yield* keepalive(connection)
       })
     )
 
@@ -169,13 +101,15 @@ const make = Effect.gen(function* () {
         if (connectedOnce) {
           reconnects++
           runFork(Effect.logInfo("bus: reconnected; listeners catch up").pipe(Effect.annotateLogs({ reconnects })))
-          for (const set of [...listeners.values()]) {
-            for (const listener of [...set]) call("onReconnect", () => listener.handlers.onReconnect?.())
-          }
         }
         connectedOnce = true
+        // Also at a first connection that came late: listeners registered meanwhile may have missed messages.
+        for (const set of [...listeners.values()]) {
+          for (const listener of [...set]) call("onReconnect", () => listener.handlers.onReconnect?.())
+        }
       }))
-      const reason = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "session ended"
+      if (Exit.isFailure(exit) && !Cause.isFailType(exit.cause)) yield* Effect.logError("bus: unexpected failure", exit.cause)
+      const reason = Exit.isFailure(exit) && Cause.isFailType(exit.cause) ? exit.cause.error.reason : "unexpected failure"
       if (connected) failures = 0
       if (connected || failures === 0) {
         yield* Effect.logWarning(connected ? "bus: connection lost; reconnecting" : "bus: cannot connect; retrying").pipe(
@@ -211,7 +145,8 @@ const make = Effect.gen(function* () {
   const complete = (items: Iterable<Outgoing>, exit: Exit.Exit<void, BusUnavailable>) =>
     Effect.forEach(items, (item) => Deferred.done(item.done, exit), { discard: true })
 
-  const closing = Exit.fail(new BusUnavailable({ reason: "the bus is closing" }))
+  const closedError = () => new BusUnavailable({ reason: "the bus is closed" })
+  const closing = Exit.fail(closedError())
 
   /** Sends what was published, in order, many messages a statement. */
   const write = Queue.takeBetween(outbox, 1, MAX_BATCH).pipe(
@@ -227,7 +162,13 @@ const make = Effect.gen(function* () {
 
   yield* Effect.forkScoped(supervise)
   yield* Effect.forkScoped(write)
-  yield* Effect.addFinalizer(() => Queue.shutdown(outbox))
+  // Runs first at shutdown: nothing is accepted any more, and nobody waits for what will not be sent.
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      closed = true
+      return Effect.flatMap(Queue.takeAll(outbox), (waiting) => complete(waiting, closing))
+    })
+  )
   yield* awaitConnection(FIRST_CONNECT_WAIT).pipe(
     Effect.catchAll(() => Effect.logWarning("bus: not connected yet; the service starts with the bus down"))
   )
@@ -237,11 +178,11 @@ const make = Effect.gen(function* () {
       onLeft: (invalid) => Effect.fail(invalid),
       onRight: (valid) =>
         Effect.flatMap(Deferred.make<void, BusUnavailable>(), (done) =>
-          Effect.suspend(() =>
+          Effect.suspend(() => {
+            if (closed) return Effect.fail(closedError())
             Queue.unsafeOffer(outbox, { channel: valid, parts: toParts(instanceId, nextSeq++, payload), done })
-              ? Deferred.await(done)
-              : new BusUnavailable({ reason: "the bus is closed" })
-          )
+            return Deferred.await(done)
+          })
         )
     })
 
