@@ -108,7 +108,9 @@ const make = Effect.gen(function* () {
           for (const listener of [...set]) call("onReconnect", () => listener.handlers.onReconnect?.())
         }
       }))
-      if (Exit.isFailure(exit) && !Cause.isFailType(exit.cause)) yield* Effect.logError("bus: unexpected failure", exit.cause)
+      if (Exit.isFailure(exit) && !Cause.isFailType(exit.cause) && !Cause.isInterruptedOnly(exit.cause)) {
+        yield* Effect.logError("bus: unexpected failure", exit.cause)
+      }
       const reason = Exit.isFailure(exit) && Cause.isFailType(exit.cause) ? exit.cause.error.reason : "unexpected failure"
       if (connected) failures = 0
       if (connected || failures === 0) {
