@@ -29,6 +29,12 @@ const ModelLive = Layer.unwrapEffect(
   )
 )
 
+/**
+ * The shared infrastructure: the database (DATABASE_URL or embedded) and the bus on it (one
+ * extra connection). The bus is released first, before the pool and the embedded server.
+ */
+export const InfrastructureLive = PgBusLive.pipe(Layer.provideMerge(DatabaseLive))
+
 /** What the HTTP handlers and the chat read and write: the repositories, and the health probe. */
 export const StorageLive = KnownProjects.Default.pipe(
   Layer.provideMerge(Layer.mergeAll(Projects.Default, Messages.Default, Health.Default))
@@ -47,21 +53,21 @@ export const ChatOnModel = Chat.Default.pipe(
   Layer.provide(Rooms.Default)
 )
 
-/** What ties the instances on one database together: the bus, the heartbeats, the ownership locks. */
-export const ClusterLive = Layer.mergeAll(Ownership.Default, Instances.Default).pipe(Layer.provideMerge(PgBusLive))
+/** What ties the instances on one database together besides the bus: the heartbeats, the ownership locks. */
+export const ClusterLive = Layer.mergeAll(Ownership.Default, Instances.Default)
 
 const ChatLive = ChatOnModel.pipe(Layer.provide(ModelLive))
 
 /**
  * The whole service as one layer, composed here and only here. Infrastructure (config,
- * database) sits below the HTTP server so that on shutdown requests and answers drain
+ * database, bus) sits below the HTTP server so that on shutdown requests and answers drain
  * before the pool closes. `main.ts` launches it; tests build it against their own database.
  */
 export const AppLive = HttpServerLive.pipe(
   Layer.provide(ChatLive),
   Layer.provideMerge(StorageLive),
   Layer.provide(ClusterLive),
-  Layer.provide(DatabaseLive),
+  Layer.provide(InfrastructureLive),
   Layer.provide(Lifecycle.Default),
   Layer.provide(TelemetryLive),
   Layer.provide(loggingFromConfig),

@@ -1,6 +1,6 @@
-import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Option, Redacted, Schedule } from "effect"
+import { Duration, Effect, Redacted, Schedule } from "effect"
 import pg from "pg"
+import { DatabaseUrl } from "../db/Database.js"
 import { DatabaseUnavailable } from "../domain/Errors.js"
 import type { ProjectId } from "../domain/Ids.js"
 
@@ -14,8 +14,7 @@ const RECONNECT_EVERY = Duration.seconds(1)
  */
 export class Ownership extends Effect.Service<Ownership>()("Ownership", {
   scoped: Effect.gen(function* () {
-    const pool = yield* PgClient.PgClient
-    const url = Redacted.value(Option.getOrThrow(Option.fromNullable(pool.config.url)))
+    const url = Redacted.value(yield* DatabaseUrl)
     const held = new Set<ProjectId>()
     const lostListeners = new Set<() => void>()
     let client: pg.Client | undefined

@@ -1,5 +1,5 @@
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer, Option, String as Str } from "effect"
+import { Context, Duration, Effect, Layer, Option, type Redacted, String as Str } from "effect"
 import * as path from "node:path"
 import { AppConfig } from "../Config.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
@@ -23,9 +23,18 @@ const clientOptions = {
   applicationName: "go-chat-backend"
 } as const
 
-/** `PgClient` on an already running server at `url`, with migrations applied. */
-const clientOn = (url: PgClient.PgClientConfig["url"]) =>
-  Layer.effectDiscard(runMigrations).pipe(Layer.provideMerge(PgClient.layer({ ...clientOptions, url })))
+/**
+ * The URL of the service's database (DATABASE_URL or the embedded server's), for the few
+ * connections that live outside the pool (the bus). A secret: never logged.
+ */
+export class DatabaseUrl extends Context.Tag("DatabaseUrl")<DatabaseUrl, Redacted.Redacted<string>>() {}
+
+/** `PgClient` on an already running server at `url`, with migrations applied, and the `DatabaseUrl`. */
+const clientOn = (url: Redacted.Redacted<string>) =>
+  Layer.effectDiscard(runMigrations).pipe(
+    Layer.provideMerge(PgClient.layer({ ...clientOptions, url })),
+    Layer.merge(Layer.succeed(DatabaseUrl, url))
+  )
 
 /**
  * The database of the service: the server at DATABASE_URL, or, when it is unset (never in

@@ -12,9 +12,9 @@ export class Health extends Effect.Service<Health>()("Health", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const config = yield* AppConfig
-    const model = Option.isSome(config.claudeApiKey) ? "claude" : "demo"
     const bus = yield* Bus
     const instances = yield* Instances
+    const model = Option.isSome(config.claudeApiKey) ? "claude" : "demo"
 
     const databaseReachable = sql`SELECT 1`.pipe(
       Effect.timeout(DATABASE_PROBE_TIMEOUT),
@@ -24,11 +24,13 @@ export class Health extends Effect.Service<Health>()("Health", {
 
     /** Never fails: an unreachable dependency is part of the report, not an error. */
     const report = (draining: boolean) =>
-      Effect.map(Effect.all([databaseReachable, bus.status, instances.status]), ([reachable, busStatus, cluster]) =>
+      Effect.map(Effect.all([databaseReachable, bus.status, instances.status]), ([reachable, { connected }, cluster]) =>
         new HealthReport({
-          cluster: { instanceId: cluster.id, peers: cluster.peers, bus: busStatus },
-          status: draining ? "draining" : reachable ? "healthy" : "unhealthy",
+          // Without the bus this instance would miss the other instances' events: not fit to serve.
+          status: draining ? "draining" : reachable && connected ? "healthy" : "unhealthy",
           database: reachable ? "connected" : "disconnected",
+          bus: connected ? "up" : "down",
+          cluster: { instanceId: cluster.id, peers: cluster.peers },
           model,
           timestamp: new Date()
         })

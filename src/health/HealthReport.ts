@@ -3,14 +3,12 @@ import { Schema } from "effect"
 export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  /** The instances' event bus (LISTEN/NOTIFY connection): `down` while it reconnects. */
+  bus: Schema.Literal("up", "down"),
   /** `claude` with an API key, `demo` when the offline demo model answers. */
   model: Schema.Literal("claude", "demo"),
-  /** The other instances on this database, and this one's bus connection (README, "Several instances"). */
-  cluster: Schema.Struct({
-    instanceId: Schema.String,
-    peers: Schema.Int,
-    bus: Schema.Struct({ connected: Schema.Boolean, listening: Schema.Int, reconnects: Schema.Int })
-  }),
+  /** This instance, and how many others it saw alive in the last 3 s (README, "Several instances"). */
+  cluster: Schema.Struct({ instanceId: Schema.String, peers: Schema.Int }),
   timestamp: Schema.Date
 }) {}
 

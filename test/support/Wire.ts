@@ -67,12 +67,9 @@ export type WireProjectWithMessages = typeof WireProjectWithMessages.Type
 export const WireHealth = Schema.Struct({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  bus: Schema.Literal("up", "down"),
   model: Schema.Literal("claude", "demo"),
-  cluster: Schema.Struct({
-    instanceId: Schema.String,
-    peers: Schema.Int,
-    bus: Schema.Struct({ connected: Schema.Boolean, listening: Schema.Int, reconnects: Schema.Int })
-  }),
+  cluster: Schema.Struct({ instanceId: Schema.String, peers: Schema.Int }),
   timestamp: IsoTimestamp
 })
 
