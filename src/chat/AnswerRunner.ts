@@ -132,15 +132,19 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
         )
       }
     })
+    // The first scan before the service serves: what a crash left streaming goes on before any client asks.
+    yield* scan.pipe(Effect.catchAll(() => Effect.void))
     yield* scan.pipe(
       Effect.catchAll(() => Effect.void),
       Effect.repeat(Schedule.spaced(SCAN_EVERY)),
+      Effect.delay(SCAN_EVERY),
       Effect.forkScoped
     )
 
-    // Locks lost with their connection: another instance (or this one, reconnected) takes over.
-    ownership.onLost(() => {
-      for (const generation of rooms.generations()) Effect.runFork(generation.stop("handedOver"))
+    // Another instance took the answer over while this one's lock connection was down: it stops here, unstored.
+    ownership.onLost((projectId) => {
+      const generation = rooms.running(projectId)
+      if (generation !== undefined) Effect.runFork(generation.stop("handedOver"))
     })
 
     return { launch, resume, owning } as const

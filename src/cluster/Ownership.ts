@@ -5,39 +5,64 @@ import { DatabaseUnavailable } from "../domain/Errors.js"
 import type { ProjectId } from "../domain/Ids.js"
 
 const RECONNECT_EVERY = Duration.seconds(1)
+const LOCK = "pg_try_advisory_lock(hashtextextended(p, 12))"
 
 /**
  * Which instance generates a project's answer: the one holding the project's session-level
  * advisory lock, on a connection of its own. PostgreSQL releases the lock the moment that
  * connection dies (a SIGKILL, a network cut), so another instance can take the answer over
- * within a scan; an instance whose connection died stops its answers (`onLost`) for the same reason.
+ * within a scan. When this instance's connection dies, it goes on with its answers (the
+ * database may be away for everyone) and claims their locks again once reconnected; those
+ * another instance took meanwhile are reported (`onLost`) and stopped here.
  */
 export class Ownership extends Effect.Service<Ownership>()("Ownership", {
   scoped: Effect.gen(function* () {
     const url = Redacted.value(yield* DatabaseUrl)
-    const held = new Set<ProjectId>()
-    const lostListeners = new Set<() => void>()
+    /** Projects this instance owns, with how many claims (a new answer's claim may come before the last one's release). */
+    const held = new Map<ProjectId, number>()
+    const lostListeners = new Set<(projectId: ProjectId) => void>()
     let client: pg.Client | undefined
+    /** The connection died: the locks of `held` must be claimed again before anything else. */
+    let reclaim = false
     let closing = false
 
     const lose = (lost: pg.Client) => {
       if (client !== lost) return
       client = undefined
-      held.clear()
-      for (const listener of lostListeners) listener()
+      reclaim = true
     }
-    const open = Effect.tryPromise({
-      try: async () => {
-        const next = new pg.Client({ connectionString: url, application_name: "go-chat-ownership" })
-        next.on("error", () => lose(next))
-        next.on("end", () => lose(next))
-        await next.connect()
-        return next
-      },
-      catch: (cause) => new DatabaseUnavailable({ cause })
-    })
+    const lockAll = (connection: pg.Client, projectIds: ReadonlyArray<ProjectId>) =>
+      connection.query<{ p: ProjectId }>(`SELECT p FROM unnest($1::text[]) AS p WHERE ${LOCK}`, [projectIds])
+        .then((result) => new Set(result.rows.map((row) => row.p)))
+    const connect = async () => {
+      const next = new pg.Client({ connectionString: url, application_name: "go-chat-ownership" })
+      next.on("error", () => lose(next))
+      next.on("end", () => lose(next))
+      await next.connect()
+      if (reclaim) {
+        const owned = [...held.keys()]
+        const regained = await lockAll(next, owned).catch(async (error: unknown) => {
+          await next.end().catch(() => undefined)
+          throw error
+        })
+        reclaim = false
+        for (const projectId of owned) {
+          if (regained.has(projectId)) continue
+          held.delete(projectId)
+          for (const listener of lostListeners) listener(projectId)
+        }
+      }
+      return next
+    }
+    /** One connection attempt at a time, whoever asks (the reconnect loop, or a claim that finds none). */
+    let opening: Promise<pg.Client> | undefined
     const ensureOpen = Effect.suspend(() =>
-      client !== undefined || closing ? Effect.void : Effect.map(open, (next) => void (client = next))
+      client !== undefined || closing
+        ? Effect.void
+        : Effect.tryPromise({
+          try: () => (opening ??= connect().finally(() => (opening = undefined))),
+          catch: (cause) => new DatabaseUnavailable({ cause })
+        }).pipe(Effect.map((next) => void (client = next)))
     )
     yield* ensureOpen.pipe(Effect.ignore)
     yield* ensureOpen.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(RECONNECT_EVERY)), Effect.forkScoped)
@@ -50,50 +75,50 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       })
     )
 
-    const query = <Row extends pg.QueryResultRow>(text: string, value: ProjectId | ReadonlyArray<ProjectId>) =>
-      Effect.suspend(() => {
-        const current = client
-        if (current === undefined) return Effect.fail(new DatabaseUnavailable({ cause: "ownership connection down" }))
-        return Effect.tryPromise({
-          try: () => current.query<Row>(text, [value]),
-          catch: (cause) => new DatabaseUnavailable({ cause })
-        })
-      })
-
-    /** Claims the project for this instance; false when an instance (this one included) holds it. */
-    const claim = Effect.fn("Ownership.claim")((projectId: ProjectId) =>
-      held.has(projectId)
-        ? Effect.succeed(false)
-        : Effect.gen(function* () {
-          held.add(projectId)
-          const result = yield* query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 12)) AS locked", projectId).pipe(
-            Effect.tapError(() => Effect.sync(() => held.delete(projectId)))
-          )
-          const locked = result.rows[0]?.locked === true
-          if (!locked) held.delete(projectId)
-          return locked
-        }))
+    const connected = Effect.flatMap(ensureOpen, () =>
+      client === undefined ? Effect.fail(new DatabaseUnavailable({ cause: "ownership connection down" })) : Effect.succeed(client)
+    )
 
     /** Claims those of the projects no instance holds, in one round trip; returns them. */
     const claimAll = Effect.fn("Ownership.claimAll")((projectIds: ReadonlyArray<ProjectId>) =>
       Effect.gen(function* () {
         const candidates = projectIds.filter((projectId) => !held.has(projectId))
         if (candidates.length === 0) return []
-        for (const projectId of candidates) held.add(projectId)
-        const result = yield* query<{ projectId: ProjectId }>(
-          `SELECT p AS "projectId" FROM unnest($1::text[]) AS p WHERE pg_try_advisory_lock(hashtextextended(p, 12))`,
-          candidates
-        ).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
-        const claimed = new Set(result.rows.map((row) => row.projectId))
+        const connection = yield* connected
+        for (const projectId of candidates) held.set(projectId, 1)
+        const claimed = yield* Effect.tryPromise({
+          try: () => lockAll(connection, candidates),
+          catch: (cause) => new DatabaseUnavailable({ cause })
+        }).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
         for (const projectId of candidates) if (!claimed.has(projectId)) held.delete(projectId)
         return candidates.filter((projectId) => claimed.has(projectId))
       }))
 
-    /** Gives the project up (its answer is stored, or handed over). Never fails. */
+    /**
+     * Claims the project for an answer of this instance; false when another instance holds it.
+     * The caller has reserved the project here, so one this instance holds is between an
+     * answer's end and its release: the new answer shares the lock.
+     */
+    const claim = (projectId: ProjectId) =>
+      Effect.suspend(() => {
+        const count = held.get(projectId)
+        if (count === undefined) return Effect.map(claimAll([projectId]), (claimed) => claimed.length > 0)
+        if (reclaim) return Effect.succeed(false)
+        held.set(projectId, count + 1)
+        return Effect.succeed(true)
+      })
+
+    /** Gives a claim up (its answer is stored, or handed over); the last one unlocks. Never fails. */
     const release = (projectId: ProjectId) =>
       Effect.suspend(() => {
-        if (!held.delete(projectId)) return Effect.void
-        return query("SELECT pg_advisory_unlock(hashtextextended($1, 12)) AS locked", projectId).pipe(Effect.ignore)
+        const count = held.get(projectId)
+        if (count === undefined) return Effect.void
+        if (count > 1) return Effect.sync(() => held.set(projectId, count - 1))
+        held.delete(projectId)
+        return connected.pipe(
+          Effect.flatMap((connection) => Effect.tryPromise(() => connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 12))", [projectId]))),
+          Effect.ignore
+        )
       })
 
     return {
@@ -101,9 +126,8 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       claimAll,
       release,
       holds: (projectId: ProjectId): boolean => held.has(projectId),
-      /** Called when the connection (and with it every lock) is lost. */
-      onLost: (listener: () => void): void => void lostListeners.add(listener),
-      isConnected: (): boolean => client !== undefined
+      /** Called for each project whose lock another instance took while this one was disconnected. */
+      onLost: (listener: (projectId: ProjectId) => void): void => void lostListeners.add(listener)
     } as const
   })
 }) {}
