@@ -65,6 +65,7 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
           const outcome = answerOutcome({ ...answer, status: "interrupted", stopReason: null, errorCode: "INTERRUPTED" })
           yield* store.store(outcome)
           rooms.broadcast(projectId, Events.messageComplete({ ...outcome, messageId: outcome.id, fullContent: outcome.content, status: "interrupted" }))
+          tooOld++
           return false
         }
         const content = mostComplete(answer.content, relay.mirroredText(projectId, answer.id))
@@ -109,6 +110,8 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
     // One without a mirror here waits a scan, so that an instance that followed it (and
     // knows its latest text) gets it first.
     let seenOnce = new Set<ProjectId>()
+    /** Answers of the current scan stored `interrupted` instead (too old, or continued too often). */
+    let tooOld = 0
     let firstScan = true
     const scan = Effect.gen(function* () {
       if (yield* lifecycle.isDraining) return
@@ -123,6 +126,7 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
         return false
       })
       seenOnce = waiting
+      tooOld = 0
       for (const projectId of yield* ownership.claimAll(candidates)) {
         if (!rooms.reserve(projectId)) yield* ownership.release(projectId)
         else yield* whileClaimed(projectId, takeOver(projectId, atStartup)).pipe(
@@ -130,6 +134,10 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
           Effect.uninterruptible,
           Effect.ignore
         )
+      }
+      if (tooOld > 0) {
+        yield* Effect.logWarning(`answers left streaming by ${atStartup ? "a crash" : "a stopped instance"} were marked interrupted`)
+          .pipe(Effect.annotateLogs("count", tooOld))
       }
     })
     // The first scan before the service serves: what a crash left streaming goes on before any client asks.

@@ -75,6 +75,8 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       })
     )
 
+    // pg queues concurrent queries on a client, but that use is deprecated: one at a time here.
+    const serially = (yield* Effect.makeSemaphore(1)).withPermits(1)
     const connected = Effect.flatMap(ensureOpen, () =>
       client === undefined ? Effect.fail(new DatabaseUnavailable({ cause: "ownership connection down" })) : Effect.succeed(client)
     )
@@ -86,10 +88,10 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         if (candidates.length === 0) return []
         const connection = yield* connected
         for (const projectId of candidates) held.set(projectId, 1)
-        const claimed = yield* Effect.tryPromise({
+        const claimed = yield* serially(Effect.tryPromise({
           try: () => lockAll(connection, candidates),
           catch: (cause) => new DatabaseUnavailable({ cause })
-        }).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
+        })).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
         for (const projectId of candidates) if (!claimed.has(projectId)) held.delete(projectId)
         return candidates.filter((projectId) => claimed.has(projectId))
       }))
@@ -116,7 +118,9 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         if (count > 1) return Effect.sync(() => held.set(projectId, count - 1))
         held.delete(projectId)
         return connected.pipe(
-          Effect.flatMap((connection) => Effect.tryPromise(() => connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 12))", [projectId]))),
+          Effect.flatMap((connection) =>
+            serially(Effect.tryPromise(() => connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 12))", [projectId])))
+          ),
           Effect.ignore
         )
       })
