@@ -24,6 +24,8 @@ export interface BusConnection {
   readonly client: pg.Client
   /** Completed with the reason when the connection is gone (error, end); `keepalive` fails instead. */
   readonly lost: Deferred.Deferred<string>
+  /** Settles when the last submitted statement has: the next one starts after it. */
+  tail: Promise<unknown>
 }
 
 export interface BusConnectionOptions {
@@ -69,18 +71,20 @@ export const openConnection = (options: BusConnectionOptions) =>
       yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(
         Effect.tapError(() => destroy(client))
       )
-      return { client, lost } satisfies BusConnection
+      const connection: BusConnection = { client, lost, tail: Promise.resolve() }
+      return connection
     }),
     ({ client }) => close(client)
   )
 
 /**
- * Submits a statement now (synchronously, with the change it belongs to: the client runs
- * statements in submission order); `settle` awaits it.
+ * Submits a statement now, synchronously with the change it belongs to, behind the ones
+ * submitted before: statements run one at a time in submission order (pg 8.23 deprecates
+ * queueing a query while another runs). `settle` awaits it.
  */
 export const submit = (connection: BusConnection, text: string, values?: ReadonlyArray<unknown>): Promise<unknown> => {
-  const submitted = connection.client.query(text, values === undefined ? undefined : [...values])
-  submitted.catch(() => undefined)
+  const submitted = connection.tail.then(() => connection.client.query(text, values === undefined ? undefined : [...values]))
+  connection.tail = submitted.catch(() => undefined)
   return submitted
 }
 
