@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, Exit, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import pg from "pg"
 import { BusUnavailable } from "./Bus.js"
 
@@ -22,8 +22,8 @@ export const unlistenStatement = (channel: string) => `UNLISTEN "${channel}"`
 
 export interface BusConnection {
   readonly client: pg.Client
-  /** Completed with the reason when the connection is gone (error, end); `keepalive` fails instead. */
-  readonly lost: Deferred.Deferred<string>
+  /** Resolves with the reason when the connection is gone (error, end); `keepalive` fails instead. */
+  readonly lost: Promise<string>
   /** Settles when the last submitted statement has: the next one starts after it. */
   tail: Promise<unknown>
 }
@@ -53,7 +53,8 @@ const close = (client: pg.Client) =>
 export const openConnection = (options: BusConnectionOptions) =>
   Effect.acquireRelease(
     Effect.gen(function* () {
-      const lost = yield* Deferred.make<string>()
+      let resolveLost: (reason: string) => void = () => undefined
+      const lost = new Promise<string>((resolve) => (resolveLost = resolve))
       const client = new pg.Client({
         connectionString: Redacted.value(options.url),
         application_name: options.applicationName,
@@ -62,7 +63,7 @@ export const openConnection = (options: BusConnectionOptions) =>
       })
       const markLost = (reason: string) => {
         options.onLost(client)
-        Deferred.unsafeDone(lost, Exit.succeed(reason))
+        resolveLost(reason)
       }
       // Without an `error` listener a dropped connection would crash the process.
       client.on("error", (error) => markLost(describe(error)))
@@ -89,22 +90,19 @@ export const submit = (connection: BusConnection, text: string, values?: Readonl
 }
 
 /**
- * The result of a submitted statement, or BusUnavailable as soon as its connection is lost.
- * Never inside an uninterruptible region (an acquire): the loser of the race could not be interrupted.
+ * The end of a submitted statement. It always comes: when the connection is lost (an event, or
+ * a failed keepalive after which the socket is destroyed), the client fails every statement it holds.
  */
-export const settle = (connection: BusConnection, submitted: Promise<unknown>) =>
-  Effect.raceFirst(
-    Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }),
-    Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason }))
-  )
+export const settle = (submitted: Promise<unknown>) =>
+  Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(Effect.asVoid)
 
 /** Fails when the connection is lost or a cheap query goes unanswered. */
 export const keepalive = (connection: BusConnection) =>
   Effect.raceFirst(
-    Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason })),
+    Effect.flatMap(Effect.promise(() => connection.lost), (reason) => new BusUnavailable({ reason })),
     Effect.sleep(KEEPALIVE_INTERVAL).pipe(
       Effect.zipRight(
-        Effect.suspend(() => settle(connection, submit(connection, "SELECT 1"))).pipe(
+        Effect.suspend(() => settle(submit(connection, "SELECT 1"))).pipe(
           Effect.timeoutFail({ duration: KEEPALIVE_TIMEOUT, onTimeout: () => new BusUnavailable({ reason: "keepalive query timed out" }) })
         )
       ),
