@@ -39,6 +39,7 @@ import {
 } from "./lib/proc.js"
 import type { AnswerSpec } from "./lib/spec.js"
 import { distribution, median } from "./lib/stats.js"
+import type { BusBenchResult } from "./load/bus.js"
 import type { ConversationsConfig, ConversationsResult } from "./load/conversations.js"
 import type { IdleConfig, IdleResult } from "./load/idle.js"
 import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-summary.js"
@@ -49,7 +50,7 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "cluster", "profile"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "cluster", "bus", "profile"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
@@ -278,6 +279,25 @@ const runConversations = async (
   }
 }
 
+const isBusResult = (message: unknown): message is { readonly type: "result" | "failed"; readonly result?: BusBenchResult; readonly error?: string } =>
+  typeof message === "object" && message !== null && "type" in message && (message.type === "result" || message.type === "failed")
+
+/** bench/load/bus.ts on the run's database, in a process of its own. */
+const busRun = async (): Promise<BusBenchResult> => {
+  const child = spawnTs(Path.join(ROOT, "bench", "load", "bus.ts"), [], {
+    env: { ...baseEnv(), BUS_BENCH_URL: database?.url ?? "", BUS_BENCH_QUICK: QUICK ? "1" : "0" },
+    logFile: logFile("bus")
+  })
+  try {
+    const answer = await nextMessage(child, isBusResult, 180_000, "bus benchmark")
+    if (answer.result === undefined) throw new Error(`bus benchmark: ${answer.error}`)
+    if (!answer.result.intact) problem("bus benchmark: messages lost, reordered or damaged")
+    return answer.result
+  } finally {
+    await stopChild(child, 5_000)
+  }
+}
+
 const warmUp = (target: Target) =>
   runConversations({
     baseUrl: target.url,
@@ -376,6 +396,7 @@ const results: {
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
   cluster: Array<ClusterRun>
+  bus?: BusBenchResult
   profiles?: Record<string, ProfileSummary>
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
   targets: Array<{ target: string; measured: string; met: boolean }>
@@ -967,6 +988,13 @@ const report = () => {
   if (results.cluster.length > 0) {
     out.push(table("Several instances on one PostgreSQL (issue 12; CPU = all instances together)", ["scenario", "instances", "chunks/s", "CPU per chunk (µs)", "latency p50 / p99 (ms)", "lost / reordered", "intact"],
       results.cluster.map((run) => [run.name, String(run.instances), f(run.chunksPerSecond, 0), f(run.cpuPerChunkUs, 1), `${f(run.client.latencyMs.p50, 2)} / ${f(run.client.latencyMs.p99, 2)}`, `${run.client.lost} / ${run.client.reordered}`, String(run.intact)])))
+  const bus = results.bus
+  if (bus !== undefined) {
+    out.push(table(`Bus between two instances (bench/load/bus.ts: two PgBus layers in one process, A publishes, B listens; intact: ${bus.intact})`, ["case", "messages", "per second", "latency p50 ms", "latency p99 ms", "CPU µs/message (both ends)"], [
+      ["burst, ~200-byte payloads", String(bus.burst.messages), f(bus.burst.perSecond, 0), f(bus.burst.latencyMs.p50, 1), f(bus.burst.latencyMs.p99, 1), f(bus.burst.cpuUsPerMessage, 0)],
+      ["paced, ~200-byte payloads", String(bus.paced.messages), f(bus.paced.perSecond, 0), f(bus.paced.latencyMs.p50, 1), f(bus.paced.latencyMs.p99, 1), f(bus.paced.cpuUsPerMessage, 0)],
+      [`${f(bus.large.payloadBytes / 1000, 0)} KB payloads (${f(bus.large.megabytesPerSecond, 1)} MB/s)`, String(bus.large.messages), "", f(bus.large.latencyMs.p50, 1), f(bus.large.latencyMs.p99, 1), ""]
+    ]))
   }
   const stops = results.shutdowns.filter((stop) => stop.target === "service")
   if (stops.length > 0) {
@@ -1133,6 +1161,9 @@ const main = async () => {
   if (runs("cluster")) {
     log("several instances")
     await clusterScenarios()
+  if (runs("bus")) {
+    log("bus between two instances")
+    results.bus = await busRun()
   }
   if (runs("profile")) {
     log("CPU profile of the service, 100 conversations")

@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, Exit, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import pg from "pg"
 import { BusUnavailable } from "./Bus.js"
 
@@ -22,8 +22,10 @@ export const unlistenStatement = (channel: string) => `UNLISTEN "${channel}"`
 
 export interface BusConnection {
   readonly client: pg.Client
-  /** Completed with the reason when the connection is gone (error, end); `keepalive` fails instead. */
-  readonly lost: Deferred.Deferred<string>
+  /** Resolves with the reason when the connection is gone (error, end); `keepalive` fails instead. */
+  readonly lost: Promise<string>
+  /** Settles when the last submitted statement has: the next one starts after it. */
+  tail: Promise<unknown>
 }
 
 export interface BusConnectionOptions {
@@ -51,7 +53,8 @@ const close = (client: pg.Client) =>
 export const openConnection = (options: BusConnectionOptions) =>
   Effect.acquireRelease(
     Effect.gen(function* () {
-      const lost = yield* Deferred.make<string>()
+      let resolveLost: (reason: string) => void = () => undefined
+      const lost = new Promise<string>((resolve) => (resolveLost = resolve))
       const client = new pg.Client({
         connectionString: Redacted.value(options.url),
         application_name: options.applicationName,
@@ -60,7 +63,7 @@ export const openConnection = (options: BusConnectionOptions) =>
       })
       const markLost = (reason: string) => {
         options.onLost(client)
-        Deferred.unsafeDone(lost, Exit.succeed(reason))
+        resolveLost(reason)
       }
       // Without an `error` listener a dropped connection would crash the process.
       client.on("error", (error) => markLost(describe(error)))
@@ -69,38 +72,37 @@ export const openConnection = (options: BusConnectionOptions) =>
       yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(
         Effect.tapError(() => destroy(client))
       )
-      return { client, lost } satisfies BusConnection
+      const connection: BusConnection = { client, lost, tail: Promise.resolve() }
+      return connection
     }),
     ({ client }) => close(client)
   )
 
 /**
- * Submits a statement now (synchronously, with the change it belongs to: the client runs
- * statements in submission order); `settle` awaits it.
+ * Submits a statement now, synchronously with the change it belongs to, behind the ones
+ * submitted before: statements run one at a time in submission order (pg 8.23 deprecates
+ * queueing a query while another runs). `settle` awaits it.
  */
 export const submit = (connection: BusConnection, text: string, values?: ReadonlyArray<unknown>): Promise<unknown> => {
-  const submitted = connection.client.query(text, values === undefined ? undefined : [...values])
-  submitted.catch(() => undefined)
+  const submitted = connection.tail.then(() => connection.client.query(text, values === undefined ? undefined : [...values]))
+  connection.tail = submitted.catch(() => undefined)
   return submitted
 }
 
 /**
- * The result of a submitted statement, or BusUnavailable as soon as its connection is lost.
- * Never inside an uninterruptible region (an acquire): the loser of the race could not be interrupted.
+ * The end of a submitted statement. It always comes: when the connection is lost (an event, or
+ * a failed keepalive after which the socket is destroyed), the client fails every statement it holds.
  */
-export const settle = (connection: BusConnection, submitted: Promise<unknown>) =>
-  Effect.raceFirst(
-    Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }),
-    Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason }))
-  )
+export const settle = (submitted: Promise<unknown>) =>
+  Effect.tryPromise({ try: () => submitted, catch: (error) => new BusUnavailable({ reason: describe(error) }) }).pipe(Effect.asVoid)
 
 /** Fails when the connection is lost or a cheap query goes unanswered. */
 export const keepalive = (connection: BusConnection) =>
   Effect.raceFirst(
-    Effect.flatMap(Deferred.await(connection.lost), (reason) => new BusUnavailable({ reason })),
+    Effect.flatMap(Effect.promise(() => connection.lost), (reason) => new BusUnavailable({ reason })),
     Effect.sleep(KEEPALIVE_INTERVAL).pipe(
       Effect.zipRight(
-        Effect.suspend(() => settle(connection, submit(connection, "SELECT 1"))).pipe(
+        Effect.suspend(() => settle(submit(connection, "SELECT 1"))).pipe(
           Effect.timeoutFail({ duration: KEEPALIVE_TIMEOUT, onTimeout: () => new BusUnavailable({ reason: "keepalive query timed out" }) })
         )
       ),

@@ -18,8 +18,9 @@ const isContinuationByte = (byte: number | undefined) => byte !== undefined && (
 
 /** Pieces of at most `limit` UTF-8 bytes each, never cut inside a character; at least one piece. */
 export const splitUtf8 = (text: string, limit: number): ReadonlyArray<string> => {
+  // The common case (a short payload) costs a count, not a copy.
+  if (text.length <= limit / 3 || Buffer.byteLength(text, "utf8") <= limit) return [text]
   const bytes = Buffer.from(text, "utf8")
-  if (bytes.length <= limit) return [text]
   const pieces: Array<string> = []
   let start = 0
   while (start < bytes.length) {

@@ -24,6 +24,7 @@ const PUBLISH_WAIT = Duration.seconds(2)
 const FIRST_CONNECT_WAIT = Duration.seconds(5)
 const RECONNECT_FIRST_DELAY_MS = 100
 const RECONNECT_MAX_DELAY_MS = 2000
+const LISTEN_ALL_TIMEOUT = Duration.seconds(5)
 /** Messages sent in one statement (one transaction: one commit for all their notifications). */
 const MAX_BATCH = 256
 
@@ -85,7 +86,12 @@ const make = Effect.gen(function* () {
           const channels = [...listeners.keys()]
           return channels.length === 0 ? undefined : submit(connection, channels.map(listenStatement).join("; "))
         })
-        if (listenAll !== undefined) yield* settle(connection, listenAll)
+        // The keepalive does not run yet: a connection that stops answering here is given up by this bound.
+        if (listenAll !== undefined) {
+          yield* settle(listenAll).pipe(
+            Effect.timeoutFail({ duration: LISTEN_ALL_TIMEOUT, onTimeout: () => new BusUnavailable({ reason: "LISTEN went unanswered" }) })
+          )
+        }
         onConnected()
         return yield* keepalive(connection)
       })
@@ -125,9 +131,13 @@ const make = Effect.gen(function* () {
 
   /** The live connection, waiting up to `limit` for one. */
   const awaitConnection = (limit: Duration.Duration) =>
-    Effect.suspend(() => (current === undefined ? new BusUnavailable({ reason: "not connected" }) : Effect.succeed(current))).pipe(
-      Effect.retry(Schedule.spaced(Duration.millis(20))),
-      Effect.timeoutFail({ duration: limit, onTimeout: () => new BusUnavailable({ reason: `not connected within ${Duration.format(limit)}` }) })
+    Effect.suspend(() =>
+      current !== undefined
+        ? Effect.succeed(current)
+        : Effect.suspend(() => (current === undefined ? new BusUnavailable({ reason: "not connected" }) : Effect.succeed(current))).pipe(
+          Effect.retry(Schedule.spaced(Duration.millis(20))),
+          Effect.timeoutFail({ duration: limit, onTimeout: () => new BusUnavailable({ reason: `not connected within ${Duration.format(limit)}` }) })
+        )
     )
 
   const send = (batch: Chunk.Chunk<Outgoing>) =>
@@ -141,7 +151,7 @@ const make = Effect.gen(function* () {
         }
       }
       const connection = yield* awaitConnection(PUBLISH_WAIT)
-      yield* settle(connection, submit(connection, NOTIFY_ALL, [channels, parts]))
+      yield* settle(submit(connection, NOTIFY_ALL, [channels, parts]))
     })
 
   const complete = (items: Iterable<Outgoing>, exit: Exit.Exit<void, BusUnavailable>) =>
@@ -196,7 +206,7 @@ const make = Effect.gen(function* () {
       set.add(listener)
       const connection = current
       // LISTEN even when the channel is already listened on: once it answers, this listener is live.
-      return connection === undefined ? undefined : { connection, submitted: submit(connection, listenStatement(channel)) }
+      return connection === undefined ? undefined : submit(connection, listenStatement(channel))
     })
 
   const unsubscribe = (channel: BusChannel, listener: Listener) =>
@@ -213,8 +223,8 @@ const make = Effect.gen(function* () {
       onRight: (valid) => {
         const listener: Listener = { handlers }
         return Effect.acquireRelease(subscribe(valid, listener), () => unsubscribe(valid, listener)).pipe(
-          // Not in the acquire step: that is uninterruptible, and `settle` interrupts the loser of its race.
-          Effect.flatMap((pending) => (pending === undefined ? Effect.void : Effect.ignore(settle(pending.connection, pending.submitted))))
+          // Awaited outside the acquire step, which is uninterruptible.
+          Effect.flatMap((pending) => (pending === undefined ? Effect.void : Effect.ignore(settle(pending))))
         )
       }
     })
