@@ -988,6 +988,7 @@ const report = () => {
   if (results.cluster.length > 0) {
     out.push(table("Several instances on one PostgreSQL (issue 12; CPU = all instances together)", ["scenario", "instances", "chunks/s", "CPU per chunk (µs)", "latency p50 / p99 (ms)", "lost / reordered", "intact"],
       results.cluster.map((run) => [run.name, String(run.instances), f(run.chunksPerSecond, 0), f(run.cpuPerChunkUs, 1), `${f(run.client.latencyMs.p50, 2)} / ${f(run.client.latencyMs.p99, 2)}`, `${run.client.lost} / ${run.client.reordered}`, String(run.intact)])))
+  }
   const bus = results.bus
   if (bus !== undefined) {
     out.push(table(`Bus between two instances (bench/load/bus.ts: two PgBus layers in one process, A publishes, B listens; intact: ${bus.intact})`, ["case", "messages", "per second", "latency p50 ms", "latency p99 ms", "CPU µs/message (both ends)"], [
@@ -1161,6 +1162,7 @@ const main = async () => {
   if (runs("cluster")) {
     log("several instances")
     await clusterScenarios()
+  }
   if (runs("bus")) {
     log("bus between two instances")
     results.bus = await busRun()
