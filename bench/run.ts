@@ -40,6 +40,7 @@ import {
 import type { AnswerSpec } from "./lib/spec.js"
 import { distribution, median } from "./lib/stats.js"
 import { type CacheResult, runCacheConversations } from "./load/cache.js"
+import type { BusBenchResult } from "./load/bus.js"
 import type { ConversationsConfig, ConversationsResult } from "./load/conversations.js"
 import type { IdleConfig, IdleResult } from "./load/idle.js"
 import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-summary.js"
@@ -50,7 +51,7 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
-const PHASES = ["rest", "startup", "streaming", "idle", "large", "cache", "profile", "ab"] as const
+const PHASES = ["rest", "startup", "streaming", "idle", "large", "cache", "cluster", "bus", "profile", "ab"] as const
 type Phase = (typeof PHASES)[number]
 /** `BENCH_ONLY=streaming,idle` runs only those phases (REST always seeds the database first). */
 const ONLY = (process.env["BENCH_ONLY"] ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "")
@@ -284,6 +285,25 @@ const runConversations = async (
   }
 }
 
+const isBusResult = (message: unknown): message is { readonly type: "result" | "failed"; readonly result?: BusBenchResult; readonly error?: string } =>
+  typeof message === "object" && message !== null && "type" in message && (message.type === "result" || message.type === "failed")
+
+/** bench/load/bus.ts on the run's database, in a process of its own. */
+const busRun = async (): Promise<BusBenchResult> => {
+  const child = spawnTs(Path.join(ROOT, "bench", "load", "bus.ts"), [], {
+    env: { ...baseEnv(), BUS_BENCH_URL: database?.url ?? "", BUS_BENCH_QUICK: QUICK ? "1" : "0" },
+    logFile: logFile("bus")
+  })
+  try {
+    const answer = await nextMessage(child, isBusResult, 180_000, "bus benchmark")
+    if (answer.result === undefined) throw new Error(`bus benchmark: ${answer.error}`)
+    if (!answer.result.intact) problem("bus benchmark: messages lost, reordered or damaged")
+    return answer.result
+  } finally {
+    await stopChild(child, 5_000)
+  }
+}
+
 const warmUp = (target: Target) =>
   runConversations({
     baseUrl: target.url,
@@ -382,6 +402,8 @@ const results: {
   idle: { service?: IdleRun; baseline?: IdleRun }
   large: { service?: LargeRun; baseline?: LargeRun }
   cache?: CacheResult
+  cluster: Array<ClusterRun>
+  bus?: BusBenchResult
   profiles?: Record<string, ProfileSummary>
   ab?: AbResult
   shutdowns: Array<{ target: string; ms: number; code: number | null; killed: boolean }>
@@ -402,6 +424,7 @@ const results: {
   streaming: [],
   idle: {},
   large: {},
+  cluster: [],
   shutdowns: [],
   targets: [],
   problems: []
@@ -1027,6 +1050,18 @@ const report = () => {
       ["CPU time (s)", f(s.cpuMs / 1000, 2), f(b.cpuMs / 1000, 2), ratio(s.cpuMs, b.cpuMs)]
     ]))
   }
+  if (results.cluster.length > 0) {
+    out.push(table("Several instances on one PostgreSQL (issue 12; CPU = all instances together)", ["scenario", "instances", "chunks/s", "CPU per chunk (µs)", "latency p50 / p99 (ms)", "lost / reordered", "intact"],
+      results.cluster.map((run) => [run.name, String(run.instances), f(run.chunksPerSecond, 0), f(run.cpuPerChunkUs, 1), `${f(run.client.latencyMs.p50, 2)} / ${f(run.client.latencyMs.p99, 2)}`, `${run.client.lost} / ${run.client.reordered}`, String(run.intact)])))
+  }
+  const bus = results.bus
+  if (bus !== undefined) {
+    out.push(table(`Bus between two instances (bench/load/bus.ts: two PgBus layers in one process, A publishes, B listens; intact: ${bus.intact})`, ["case", "messages", "per second", "latency p50 ms", "latency p99 ms", "CPU µs/message (both ends)"], [
+      ["burst, ~200-byte payloads", String(bus.burst.messages), f(bus.burst.perSecond, 0), f(bus.burst.latencyMs.p50, 1), f(bus.burst.latencyMs.p99, 1), f(bus.burst.cpuUsPerMessage, 0)],
+      ["paced, ~200-byte payloads", String(bus.paced.messages), f(bus.paced.perSecond, 0), f(bus.paced.latencyMs.p50, 1), f(bus.paced.latencyMs.p99, 1), f(bus.paced.cpuUsPerMessage, 0)],
+      [`${f(bus.large.payloadBytes / 1000, 0)} KB payloads (${f(bus.large.megabytesPerSecond, 1)} MB/s)`, String(bus.large.messages), "", f(bus.large.latencyMs.p50, 1), f(bus.large.latencyMs.p99, 1), ""]
+    ]))
+  }
   const stops = results.shutdowns.filter((stop) => stop.target === "service")
   if (stops.length > 0) {
     const ms = distribution(stops.map((stop) => stop.ms))
@@ -1070,6 +1105,121 @@ const cacheScenario = async () => {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Several instances (issue 12)
+
+interface ClusterRun {
+  readonly name: string
+  readonly instances: number
+  readonly conversations: number
+  readonly client: ConversationsResult
+  readonly cpuMs: number
+  readonly cpuPerChunkUs: number
+  readonly chunksPerSecond: number
+  readonly intact: boolean
+}
+
+/** One load over `targets` (conversation i on instance i mod n; `cross`: listening on the next one). */
+const clusterRun = async (name: string, targets: ReadonlyArray<Target>, conversations: number, spec: AnswerSpec, cross: boolean): Promise<ClusterRun> => {
+  let windows: Array<UsageWindow> = []
+  let cpuMs = 0
+  const spreadMs = plan.streaming.spreadMs
+  const client = await runConversations(
+    {
+      baseUrl: targets[0]?.url ?? "",
+      instanceUrls: targets.map((target) => target.url),
+      crossInstance: cross,
+      createProjects: true,
+      conversations,
+      spec,
+      spreadMs,
+      deadlineMs: spec.chunks * spec.delayMs * 2 + spreadMs + 60_000,
+      markerSource: TIMESTAMP_MARKER.source
+    },
+    {
+      onGo: () => {
+        windows = targets.map((target) => new UsageWindow(target.pid))
+      },
+      onDone: () => {
+        cpuMs = windows.reduce((sum, window) => sum + window.stop().cpuMs, 0)
+      }
+    }
+  )
+  const intact = intactOf(client)
+  const run: ClusterRun = {
+    name,
+    instances: targets.length,
+    conversations,
+    client,
+    cpuMs,
+    cpuPerChunkUs: client.chunksReceived === 0 ? Number.NaN : (cpuMs * 1000) / client.chunksReceived,
+    chunksPerSecond: client.chunksReceived / (client.wallMs / 1000),
+    intact
+  }
+  if (!intact) problem(`${name} (${targets.length} instances): lost ${client.lost}, reordered ${client.reordered}, offset errors ${client.offsetErrors}, errors ${client.errorCount} ${JSON.stringify(client.errors.slice(0, 3))}`)
+  log(`${name}, ${targets.length} instance(s): ${f(run.chunksPerSecond, 0)} chunks/s, ${f(run.cpuPerChunkUs, 1)} µs CPU/chunk, p99 ${f(client.latencyMs.p99, 2)} ms, ${intact ? "intact" : "NOT INTACT"}`)
+  results.cluster.push(run)
+  return run
+}
+
+/** Waits until every instance's /health counts the others. */
+const awaitPeers = async (targets: ReadonlyArray<Target>) => {
+  const deadline = performance.now() + 30_000
+  for (const target of targets) {
+    for (;;) {
+      const body = (await fetch(`${target.url}/health`).then((r) => r.json(), () => ({}))) as { cluster?: { peers?: number } }
+      if (body.cluster?.peers === targets.length - 1) break
+      if (performance.now() > deadline) throw new Error(`${target.url} never saw its peers`)
+      await sleep(100)
+    }
+  }
+}
+
+/**
+ * The same loads on one instance and on two on one database: throughput at the largest level
+ * (a saturating answer spec), the bus's CPU per chunk and the added latency for clients on
+ * the instance that does not generate their answer (every chunk crossed the bus).
+ */
+const clusterScenarios = async () => {
+  const large = QUICK ? 100 : 1000
+  const saturating: AnswerSpec = { chunks: plan.stress.chunks / 5, delayMs: plan.stress.delayMs, chunkChars: 6, code: false, timestamps: true }
+  const paced: AnswerSpec = { chunks: plan.streaming.chunks, delayMs: plan.streaming.delayMs, chunkChars: 6, code: false, timestamps: true }
+  const one = await startStreamingService()
+  try {
+    await warmUp(one)
+    await clusterRun(`${large} conversations, saturating`, [one], large, saturating, false)
+    await clusterRun("100 conversations", [one], 100, paced, false)
+  } finally {
+    await stopTarget(one)
+  }
+  const two = [await startStreamingService(), await startStreamingService()]
+  try {
+    await awaitPeers(two)
+    for (const target of two) await warmUp(target)
+    await clusterRun(`${large} conversations, saturating`, two, large, saturating, false)
+    await clusterRun("100 conversations", two, 100, paced, false)
+    await clusterRun("100 conversations, client on the other instance", two, 100, paced, true)
+  } finally {
+    for (const target of two) await stopTarget(target)
+  }
+  const find = (name: string, instances: number) => results.cluster.find((run) => run.name === name && run.instances === instances)
+  const throughput = [find(`${large} conversations, saturating`, 1), find(`${large} conversations, saturating`, 2)]
+  const cpu = [find("100 conversations", 1), find("100 conversations, client on the other instance", 2)]
+  const latency = [find("100 conversations", 2), find("100 conversations, client on the other instance", 2)]
+  if (throughput[0] && throughput[1]) {
+    const r = throughput[1].chunksPerSecond / throughput[0].chunksPerSecond
+    results.targets.push({ target: `2 instances deliver ≥ 1.6× the chunks/s of 1 at ${large} conversations`, measured: `${f(r, 2)}×`, met: r >= 1.6 })
+  }
+  if (cpu[0] && cpu[1]) {
+    const r = cpu[1].cpuPerChunkUs / cpu[0].cpuPerChunkUs
+    results.targets.push({ target: "CPU per chunk across the bus within 15% of one instance (100 conversations)", measured: `${f(r, 2)}×`, met: r <= 1.15 })
+  }
+  if (latency[0] && latency[1]) {
+    const r = latency[1].client.latencyMs.p99 / latency[0].client.latencyMs.p99
+    results.targets.push({ target: "added latency p99 on another instance within 2× of the same instance", measured: `${f(r, 2)}×`, met: r <= 2 })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 const main = async () => {
@@ -1109,6 +1259,14 @@ const main = async () => {
   if (runs("cache")) {
     log(`prompt cache, ${plan.cache.conversations} conversations of ${plan.cache.turns} turns`)
     await cacheScenario()
+  }
+  if (runs("cluster")) {
+    log("several instances")
+    await clusterScenarios()
+  }
+  if (runs("bus")) {
+    log("bus between two instances")
+    results.bus = await busRun()
   }
   if (runs("profile")) {
     log("CPU profile of the service, 100 conversations")

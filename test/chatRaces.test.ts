@@ -81,20 +81,24 @@ describe("a socket that sends and closes at once", () => {
 })
 
 describe("streaming rows nobody owns", () => {
-  it.scopedLive("are swept to interrupted while the service runs, freeing their project", () =>
+  it.scopedLive("are taken over while the service runs: a recent one continued to complete, an old one marked interrupted; both projects free again", () =>
     Effect.gen(function* () {
-      const { fake, app, project } = yield* claudeProject({ env: { CHECKPOINT_INTERVAL_MS: "100" } })
-      // A row left `streaming` by a failure between storing it and starting its answer.
-      yield* app.sql`INSERT INTO messages (project_id, role, content, status) VALUES (${project.id}, 'user', 'q', 'complete')`.pipe(Effect.orDie)
-      yield* app.sql`INSERT INTO messages (project_id, role, content, status, updated_at)
-        VALUES (${project.id}, 'assistant', 'orphan', 'streaming', NOW() - interval '1 minute')`.pipe(Effect.orDie)
-      const swept = yield* eventually(
-        "the orphan is swept",
-        app.sql<{ status: string; content: string }>`SELECT status, content FROM messages WHERE role = 'assistant'`.pipe(Effect.orDie),
-        (rows) => rows[0]?.status === "interrupted",
-        30_000
-      )
-      expect(swept).toEqual([{ status: "interrupted", content: "orphan" }])
+      const { fake, app, project } = yield* claudeProject({ env: { CHECKPOINT_INTERVAL_MS: "100", RESUME_INTERRUPTED_WITHIN_SECONDS: "600" } })
+      const old = yield* newProject(app)
+      // Rows left `streaming` by an instance that died (no instance holds their project's lock).
+      for (const [projectId, age] of [[project.id, "1 minute"], [old.id, "1 hour"]] as const) {
+        yield* app.sql`INSERT INTO messages (project_id, role, content, status) VALUES (${projectId}, 'user', 'q', 'complete')`.pipe(Effect.orDie)
+        yield* app.sql`INSERT INTO messages (project_id, role, content, status, updated_at)
+          VALUES (${projectId}, 'assistant', 'orphan ', 'streaming', NOW() - ${age}::interval)`.pipe(Effect.orDie)
+      }
+      fake.enqueueChat({ kind: "text", chunks: ["continued"] })
+      const answerOf = (projectId: string) =>
+        app.sql<{ status: string; content: string }>`SELECT status, content FROM messages WHERE role = 'assistant' AND project_id = ${projectId}`
+          .pipe(Effect.orDie, Effect.map((rows) => rows[0]))
+      const continued = yield* eventually("the recent orphan is continued", answerOf(project.id), (row) => row?.status === "complete", 30_000)
+      expect(continued).toEqual({ status: "complete", content: "orphan continued" })
+      const marked = yield* eventually("the old orphan is marked", answerOf(old.id), (row) => row?.status === "interrupted", 30_000)
+      expect(marked).toEqual({ status: "interrupted", content: "orphan " })
       fake.enqueueChat({ kind: "text", chunks: ["fine"] })
       const client = yield* connect(app.wsUrl, project.id)
       const answer = yield* client.ask("and now?")

@@ -287,8 +287,28 @@ describe("docker-compose.yml", () => {
   const db = mapping(services["db"], "services.db")
   const apiEnv = environmentOf(api, "services.api")
 
-  it("has the api and db services", () => {
-    expect(Object.keys(services).sort()).toEqual(["api", "db"])
+  it("has the api and db services; the `cluster` profile adds api2, api3 and nginx", () => {
+    const inProfile = (name: string) => (mapping(services[name], name)["profiles"] as unknown[] | undefined) ?? []
+    expect(Object.keys(services).filter((name) => inProfile(name).length === 0).sort()).toEqual(["api", "db"])
+    expect(Object.keys(services).filter((name) => inProfile(name).includes("cluster")).sort()).toEqual(["api2", "api3", "lb"])
+    for (const name of ["api2", "api3"]) {
+      const instance = mapping(services[name], name)
+      expect(instance["image"], name).toBe(api["image"])
+      expect(environmentOf(instance, name), `${name} is configured as api is`).toEqual(apiEnv)
+      expect(instance["ports"], `${name} is reached through nginx only`).toBeUndefined()
+    }
+  })
+
+  it("cluster profile: nginx balances the three instances round robin, without stickiness, upgrading WebSockets", () => {
+    const lb = mapping(services["lb"], "lb")
+    expect(imageName(lb["image"], "lb.image")).toMatch(/^nginx:\d/)
+    const conf = read("deploy/nginx.conf")
+    for (const name of ["api", "api2", "api3"]) expect(conf).toContain(`server ${name}:8080`)
+    expect(conf).not.toMatch(/\b(ip_hash|hash|sticky|least_conn)\b/)
+    expect(conf).toMatch(/proxy_set_header Upgrade \$http_upgrade/)
+    expect(conf).toMatch(/proxy_set_header Connection \$connection_upgrade/)
+    expect(conf).toMatch(/proxy_http_version 1\.1/)
+    expect(conf.match(IPV4) ?? [], "instances by service name, never an address").toEqual([])
   })
 
   it("db: postgres:16 with a pg_isready healthcheck and a named volume", () => {
@@ -470,6 +490,13 @@ describe(".gitlab-ci.yml", () => {
     expect(script).toMatch(/docker login\b[^\n]*--password-stdin/)
     expect(script).toMatch(/docker compose pull api\b/)
     expect(script).toMatch(/docker compose up -d --no-deps\b[^\n]*\bapi\b/)
+  })
+
+  it("deploy: with the cluster profile, api2 and api3 follow one at a time, each healthy before the next", () => {
+    const script = joined("deploy")
+    expect(script).toMatch(/for instance in api2 api3/)
+    expect(script).toMatch(/docker compose up -d --no-deps --no-build \$instance/)
+    expect(script).toMatch(/docker compose exec -T \$instance\b[^\n]*\/health/)
   })
 
   it("deploy: polls /health over SSH on the host's loopback and fails otherwise", () => {

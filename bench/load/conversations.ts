@@ -30,6 +30,13 @@ export interface ConversationsConfig {
    * process does not load that module (and Effect with it) just for one regular expression.
    */
   readonly markerSource: string
+  /**
+   * Several instances of the service (the cluster scenarios): conversation i sends on
+   * instance i mod n; with `crossInstance` it listens on the next instance, so that every
+   * chunk it counts crossed the bus. Projects are created on the first one.
+   */
+  readonly instanceUrls?: ReadonlyArray<string>
+  readonly crossInstance?: boolean
 }
 
 export interface ConversationsResult {
@@ -62,6 +69,8 @@ export interface ConversationsResult {
 
 interface Conversation {
   readonly ws: WebSocket
+  /** Where the chat_message is sent: `ws`, or another instance's socket with `crossInstance`. */
+  readonly sender: WebSocket
   messageId: string | undefined
   text: string
   seq: number
@@ -146,15 +155,22 @@ const run = async (config: ConversationsConfig) => {
   const finished = new Promise<void>((resolve) => (allDone = resolve))
 
   const conversations: Array<Conversation> = []
-  const sockets = await pool(projectIds, 50, (id) =>
-    openSocket(`${wsBase}/ws/chat?projectId=${id}`, 20_000).catch((error: unknown) => {
+  const instances = (config.instanceUrls ?? [config.baseUrl]).map((url) => url.replace(/^http/, "ws"))
+  const instanceOf = (i: number, shift: number) => instances[(i + shift) % instances.length] ?? wsBase
+  const sockets = await pool(projectIds, 50, async (id, i) => {
+    const open = (base: string) => openSocket(`${base}/ws/chat?projectId=${id}`, 20_000)
+    try {
+      const ws = await open(instanceOf(i, config.crossInstance === true ? 1 : 0))
+      return { ws, sender: config.crossInstance === true ? await open(instanceOf(i, 0)) : ws }
+    } catch (error) {
       recordError(`open: ${String(error)}`)
       return undefined
-    })
-  )
-  for (const ws of sockets) {
-    if (ws === undefined) continue
-    const conversation: Conversation = { ws, messageId: undefined, text: "", seq: 0, done: false, sentAt: 0 }
+    }
+  })
+  for (const pair of sockets) {
+    if (pair === undefined) continue
+    const { ws, sender } = pair
+    const conversation: Conversation = { ws, sender, messageId: undefined, text: "", seq: 0, done: false, sentAt: 0 }
     conversations.push(conversation)
     const complete = () => {
       conversation.done = true
@@ -229,7 +245,7 @@ const run = async (config: ConversationsConfig) => {
   conversations.forEach((conversation, i) => {
     setTimeout(() => {
       conversation.sentAt = performance.now()
-      conversation.ws.send(prompt)
+      conversation.sender.send(prompt)
     }, (i * config.spreadMs) / Math.max(1, conversations.length))
   })
   if (conversations.length === 0) allDone()
@@ -264,7 +280,10 @@ const run = async (config: ConversationsConfig) => {
     clientCpuMs: (cpu.user + cpu.system) / 1000
   }
   await send({ type: "result", result })
-  for (const conversation of conversations) conversation.ws.terminate()
+  for (const conversation of conversations) {
+    conversation.ws.terminate()
+    conversation.sender.terminate()
+  }
 }
 
 const first = await nextMessage()

@@ -12,9 +12,6 @@ import { Rooms } from "./Rooms.js"
 /** At shutdown, how long stores still retrying (the database away) get before they are given up, logged. */
 const FINAL_WRITE_GRACE = Duration.seconds(5)
 
-/** A streaming row no generation owns, unwritten for this many checkpoint intervals (30 s by default), is stale. */
-const STALE_AFTER_INTERVALS = 30
-
 /** Storing a finished answer is retried while the database is away (with backoff, capped). */
 const storeRetry = Schedule.exponential("200 millis").pipe(
   Schedule.union(Schedule.spaced("5 seconds")),
@@ -25,8 +22,8 @@ const storeRetry = Schedule.exponential("200 millis").pipe(
  * Where answers are kept while and after they stream: every CHECKPOINT_INTERVAL_MS the
  * text of each streaming answer that grew is written (all in one statement), and a
  * finished answer is stored at once or, while the database is away, retried in the
- * background. At startup, answers a crash left `streaming` become `interrupted`, except
- * those recent enough to be continued (`resumableAtStartup`).
+ * background. At startup, answers a shutdown stored `interrupted` a moment ago are found
+ * (`resumableAtStartup`); answers left `streaming` are `AnswerRunner`'s (taken over).
  */
 export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
   scoped: Effect.gen(function* () {
@@ -36,12 +33,7 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
 
     // Continuations a restart may add: a crash loop must not continue one answer forever.
     const resumeBound = config.claudeMaxContinuations + config.claudeStreamRetries + 1
-    const recovered = yield* messages.recoverAtStartup(config.resumeInterruptedWithin, resumeBound)
-    if (recovered.interrupted > 0) {
-      yield* Effect.logWarning("answers left streaming by a crash were marked interrupted").pipe(
-        Effect.annotateLogs("count", recovered.interrupted)
-      )
-    }
+    const resumable = yield* messages.recoverAtStartup(config.resumeInterruptedWithin, resumeBound)
 
     // Made before the finalizer that waits for it: at shutdown, retries get their last chance.
     const pendingStores = yield* FiberSet.make()
@@ -63,19 +55,6 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
     yield* checkpoint.pipe(
       Effect.repeat(Schedule.spaced(config.checkpointInterval)),
       Effect.delay(config.checkpointInterval),
-      Effect.forkScoped
-    )
-
-    const staleAfter = Duration.times(config.checkpointInterval, STALE_AFTER_INTERVALS)
-    // While running, streaming rows nobody owns (a failure between storing and starting an
-    // answer) are swept, so that no project stays busy until the next restart.
-    yield* Effect.suspend(() => messages.sweepStale(rooms.generations().map((generation) => generation.messageId), staleAfter)).pipe(
-      Effect.tap((swept) =>
-        swept > 0 ? Effect.logWarning("answers left streaming by no one were marked interrupted").pipe(Effect.annotateLogs("count", swept)) : Effect.void
-      ),
-      Effect.catchAll(() => Effect.void),
-      Effect.repeat(Schedule.spaced(staleAfter)),
-      Effect.delay(staleAfter),
       Effect.forkScoped
     )
 
@@ -111,7 +90,9 @@ export class AnswerStore extends Effect.Service<AnswerStore>()("AnswerStore", {
     return {
       store,
       /** Answers a crash or a shutdown cut a moment ago, for the chat to continue now. */
-      resumableAtStartup: recovered.resumable
+      resumableAtStartup: resumable,
+      /** How many continuations an answer may have taken and still be continued after a crash. */
+      resumeBound
     } as const
   })
 }) {}

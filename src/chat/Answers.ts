@@ -171,6 +171,12 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
     /** Stores the end state, then tells every connection; runs even when the pipeline was interrupted. */
     const finish = (projectId: ProjectId, generation: Generation, end: EndState) =>
       Effect.gen(function* () {
+        if (end.status === "handedOver") {
+          // Its text so far is stored for the instance that takes it over; nobody is told it ended.
+          yield* messages.checkpoint([{ id: generation.messageId, content: generation.text }]).pipe(Effect.ignore)
+          rooms.release(projectId, generation)
+          return yield* Effect.logInfo("answer handed over").pipe(Effect.annotateLogs({ chunks: generation.seq, characters: generation.text.length }))
+        }
         const summary = end.status === "complete" ? end.summary : undefined
         const usage = generation.usage
         yield* Effect.annotateCurrentSpan({

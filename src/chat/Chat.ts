@@ -1,14 +1,15 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { Instances } from "../cluster/Instances.js"
+import { Relay } from "../cluster/Relay.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
 import { AtCapacity, ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
-import { continuable, Messages, type StoredAnswer } from "../messages/Messages.js"
-import { Answers } from "./Answers.js"
-import { AnswerStore } from "./AnswerStore.js"
+import { continuable, Messages } from "../messages/Messages.js"
+import { AnswerRunner } from "./AnswerRunner.js"
 import * as Events from "./Events.js"
 import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
@@ -33,13 +34,20 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const titles = yield* Titles
     const lifecycle = yield* Lifecycle
     const rooms = yield* Rooms
-    const answers = yield* Answers
-    const store = yield* AnswerStore
+    const runner = yield* AnswerRunner
+    const relay = yield* Relay
+    const instances = yield* Instances
     const scope = yield* Effect.scope
 
     /** Registers a connection for the project's events (catching up a running answer) until the scope closes. */
     const connect = (projectId: ProjectId, subscriber: Subscriber) =>
-      Effect.acquireRelease(Effect.sync(() => rooms.join(projectId, subscriber)), () => Effect.sync(() => rooms.leave(projectId, subscriber)))
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          rooms.join(projectId, subscriber)
+          relay.catchUp(projectId, subscriber)
+        }),
+        () => Effect.sync(() => rooms.leave(projectId, subscriber))
+      ).pipe(Effect.zipRight(relay.follow(projectId)))
 
     const validate = (frame: ChatMessageFrame) =>
       frame.content.trim().length === 0
@@ -60,6 +68,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         if (status === "streaming") {
           const running = rooms.running(projectId)
           if (running?.messageId === id) for (const json of running.catchUp()) reply.send(json)
+          else relay.catchUp(projectId, reply)
           return true
         }
         reply.send(Events.messageStart(id, userMessageId, true))
@@ -75,19 +84,16 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const start = (projectId: ProjectId, frame: ChatMessageFrame, reply: Subscriber) =>
       Effect.gen(function* () {
         const clientMessageId = frame.clientMessageId ?? null
-        const { message: userMessage, created } = yield* messages.insertUser(projectId, frame.content, clientMessageId)
-        if (!created && (yield* acknowledgeAgain(projectId, reply, userMessage.id))) return
-        const messageId = yield* messages.insertAssistant(projectId)
-        const generation = new Generation(messageId, userMessage.id, clientMessageId)
-        rooms.begin(projectId, generation)
-        // Forked fibers inherit uninterruptibility: the answer itself must stay cancellable.
-        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(answers.run(projectId, generation)), scope))
+        const { message: userMessage, created, answerId } = yield* messages.insertQuestion(projectId, frame.content, clientMessageId)
+        if (Option.isNone(answerId)) return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
+        yield* runner.launch(projectId, new Generation(answerId.value, userMessage.id, clientMessageId))
         if (created) {
           const announceTitle = titles.forFirstMessage(projectId, frame.content).pipe(
             Effect.tap(Option.map((title) => rooms.broadcast(projectId, Events.projectUpdated(projectId, title))))
           )
           yield* Effect.forkIn(Effect.interruptible(announceTitle), scope)
         }
+        return true
       })
 
     /** MAX_ACTIVE_ANSWERS on this instance: past it a send is refused before anything is stored. */
@@ -118,17 +124,8 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           if (Option.isSome(stored) && (yield* acknowledgeAgain(projectId, reply, stored.value.id))) return
           return yield* new ChatBusy({ messageId: rooms.running(projectId)?.messageId ?? "" })
         }
-        yield* start(projectId, frame, reply).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
+        yield* runner.owning(projectId, start(projectId, frame, reply))
       })
-
-    /** Goes on with a stored answer under its own id; the project is reserved by the caller. */
-    const resume = (projectId: ProjectId, answer: StoredAnswer) =>
-      Effect.gen(function* () {
-        yield* messages.reopen(answer.id)
-        const generation = Generation.resumed(answer)
-        rooms.begin(projectId, generation)
-        yield* generation.attach(yield* Effect.forkIn(Effect.interruptible(answers.run(projectId, generation)), scope))
-      }).pipe(Effect.uninterruptible, Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))))
 
     /**
      * Handles a `continue`: the project's latest answer, if it ended interrupted, failed,
@@ -143,41 +140,38 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
           for (const json of running.catchUp()) reply.send(json)
           return
         }
+        if (relay.runsElsewhere(projectId) === frame.messageId) return relay.catchUp(projectId, reply)
         yield* belowCapacity
         if (!rooms.reserve(projectId)) return yield* new ChatBusy({ messageId: running?.messageId ?? "" })
-        const latest = yield* messages.latestAnswer(projectId).pipe(
-          Effect.flatMap((answer) => continuable(answer, frame.messageId)),
-          Effect.tapError(() => Effect.sync(() => rooms.unreserve(projectId)))
+        yield* runner.owning(
+          projectId,
+          Effect.gen(function* () {
+            const latest = yield* Effect.flatMap(messages.latestAnswer(projectId), (answer) => continuable(answer, frame.messageId))
+            yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
+            yield* runner.resume(projectId, latest)
+            return true
+          })
         )
-        yield* Effect.logInfo("continuing an answer").pipe(Effect.annotateLogs({ messageId: frame.messageId, reason: "requested" }))
-        yield* resume(projectId, latest)
       })
-
-    // Answers a crash or a deploy cut a moment ago go on now, before any client asks.
-    for (const answer of store.resumableAtStartup) {
-      if (!rooms.reserve(answer.projectId)) continue
-      yield* Effect.logWarning("continuing an answer interrupted by a restart").pipe(Effect.annotateLogs({ messageId: answer.id }))
-      yield* resume(answer.projectId, answer).pipe(Effect.catchAll((error) => Effect.logWarning("could not continue an answer", error)))
-    }
 
     /** Stops the project's answer (only if it is `messageId`, when given); harmless otherwise. */
     const cancel = (projectId: ProjectId, messageId: MessageId | undefined) =>
       Effect.suspend(() => {
         const generation = rooms.running(projectId)
-        return generation !== undefined && (messageId === undefined || generation.messageId === messageId)
-          ? generation.stop("cancelled")
-          : Effect.void
+        if (generation === undefined) return relay.requestCancel(projectId, messageId)
+        return messageId === undefined || generation.messageId === messageId ? generation.stop("cancelled") : Effect.void
       })
 
     /**
-     * The project was deleted: its answer stops (the upstream request is aborted) and is
-     * never announced as complete; its connections are told PROJECT_NOT_FOUND and closed.
+     * The project was deleted: its answer stops (the upstream request is aborted; on another
+     * instance, by its owner) and is never announced as complete; its connections here are
+     * told PROJECT_NOT_FOUND and closed.
      */
     const projectDeleted = (projectId: ProjectId) =>
       Effect.suspend(() => {
         const generation = rooms.running(projectId)
         rooms.closeRoom(projectId, Events.failure(new ProjectNotFound({ projectId })), PROJECT_GONE, "project deleted")
-        return generation === undefined ? Effect.void : generation.stop("cancelled")
+        return generation === undefined ? relay.requestCancel(projectId, undefined) : generation.stop("cancelled")
       })
 
     const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
@@ -190,8 +184,11 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.gen(function* () {
         if (!(yield* awaitIdle(grace))) {
           const running = rooms.generations()
-          yield* Effect.logWarning("grace period over: interrupting running answers").pipe(Effect.annotateLogs("count", running.length))
-          yield* Effect.forEach(running, (generation) => generation.stop("interrupted"), { discard: true })
+          // Another live instance goes on with them; alone, they are stored to go on at the next start.
+          const reason = (yield* instances.livePeerExists) ? "handedOver" : "interrupted"
+          const doing = reason === "handedOver" ? "handing running answers over" : "interrupting running answers"
+          yield* Effect.logWarning(`grace period over: ${doing}`).pipe(Effect.annotateLogs("count", running.length))
+          yield* Effect.forEach(running, (generation) => generation.stop(reason), { discard: true })
           yield* awaitIdle(STOP_GRACE)
         }
         rooms.closeAll(1001, "going away")

@@ -5,8 +5,11 @@ import type { Usage } from "../domain/Usage.js"
 import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"
 import * as Events from "./Events.js"
 
-/** Why an answer was stopped before Claude finished it: by its user, or by a shutdown. */
-export type StopReason = "cancelled" | "interrupted"
+/**
+ * Why an answer was stopped before Claude finished it: by its user, by a shutdown, or to go
+ * on on another instance (a shutdown with a live peer; this instance lost its ownership lock).
+ */
+export type StopReason = "cancelled" | "interrupted" | "handedOver"
 
 /**
  * One answer being generated. Its text, `seq` and `offset` change only in `append`, which

@@ -45,9 +45,17 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
       if (room.subscribers.size === 0 && room.generation === undefined && !room.reserved) rooms.delete(projectId)
     }
 
-    const broadcast = (projectId: ProjectId, json: string): void => {
+    /** To this instance's connections only. */
+    const deliver = (projectId: ProjectId, json: string): void => {
       const room = rooms.get(projectId)
       if (room !== undefined) for (const subscriber of room.subscribers) subscriber.send(json)
+    }
+    /** Where this instance's events go besides its own connections (the other instances). */
+    let relay: (projectId: ProjectId, json: string) => void = () => {}
+    /** To the project's connections on every instance. */
+    const broadcast = (projectId: ProjectId, json: string): void => {
+      deliver(projectId, json)
+      relay(projectId, json)
     }
 
     return {
@@ -105,7 +113,21 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
         broadcast(projectId, lastEvent)
         releaseIfUnused(projectId, room)
       },
+      /**
+       * The answer goes on elsewhere (handed to another instance): the project is free here,
+       * and its connections hear the rest from the instance that takes it over.
+       */
+      release: (projectId: ProjectId, generation: Generation): void => {
+        const room = rooms.get(projectId)
+        if (room === undefined || room.generation !== generation) return
+        room.generation = undefined
+        releaseIfUnused(projectId, room)
+      },
       broadcast,
+      deliver,
+      relayTo: (to: (projectId: ProjectId, json: string) => void): void => {
+        relay = to
+      },
       generations: (): ReadonlyArray<Generation> => {
         const running: Array<Generation> = []
         for (const room of rooms.values()) if (room.generation !== undefined) running.push(room.generation)

@@ -1,8 +1,10 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import * as Str from "effect/String"
 import * as path from "node:path"
 import { AppConfig } from "../Config.js"
@@ -27,9 +29,18 @@ const clientOptions = {
   applicationName: "go-chat-backend"
 } as const
 
-/** `PgClient` on an already running server at `url`, with migrations applied. */
-const clientOn = (url: PgClient.PgClientConfig["url"]) =>
-  Layer.effectDiscard(runMigrations).pipe(Layer.provideMerge(PgClient.layer({ ...clientOptions, url })))
+/**
+ * The URL of the service's database (DATABASE_URL or the embedded server's), for the few
+ * connections that live outside the pool (the bus). A secret: never logged.
+ */
+export class DatabaseUrl extends Context.Tag("DatabaseUrl")<DatabaseUrl, Redacted.Redacted<string>>() {}
+
+/** `PgClient` on an already running server at `url`, with migrations applied, and the `DatabaseUrl`. */
+const clientOn = (url: Redacted.Redacted<string>) =>
+  Layer.effectDiscard(runMigrations).pipe(
+    Layer.provideMerge(PgClient.layer({ ...clientOptions, url })),
+    Layer.merge(Layer.succeed(DatabaseUrl, url))
+  )
 
 /**
  * The database of the service: the server at DATABASE_URL, or, when it is unset (never in

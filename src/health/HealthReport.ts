@@ -3,8 +3,12 @@ import * as Schema from "effect/Schema"
 export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  /** The instances' event bus (LISTEN/NOTIFY connection): `down` while it reconnects. */
+  bus: Schema.Literal("up", "down"),
   /** `claude` with an API key, `demo` when the offline demo model answers. */
   model: Schema.Literal("claude", "demo"),
+  /** This instance, and how many others it saw alive in the last 3 s (README, "Several instances"). */
+  cluster: Schema.Struct({ instanceId: Schema.String, peers: Schema.Int }),
   timestamp: Schema.Date
 }) {}
 

@@ -95,18 +95,20 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
             ORDER BY m.ordinal LIMIT 1`
     })
 
-    const streamingRows = SqlSchema.findAll({
-      Request: Schema.Void,
-      Result: Schema.Struct({ id: MessageId, content: Schema.String, continuations: Schema.Int }),
-      execute: () => sql`SELECT id, content, continuations FROM messages WHERE status = 'streaming'`
-    })
-
     // An answer with the user message it answers (the one right before it).
-    const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations,
+    const storedAnswers = sql.literal(`SELECT m.id, m.project_id, m.role, m.content, m.status, m.stop_reason, m.continuations, m.updated_at,
         m.input_tokens, m.output_tokens, m.cache_read_input_tokens, m.cache_creation_input_tokens,
         (SELECT u.id FROM messages u WHERE u.project_id = m.project_id AND u.role = 'user' AND u.ordinal < m.ordinal
          ORDER BY u.ordinal DESC LIMIT 1) AS user_message_id
       FROM messages m`)
+
+    const streamingAnswerRow = SqlSchema.findOne({
+      Request: Schema.Struct({ projectId: ProjectId, withinSeconds: Schema.Number, maxContinuations: Schema.Int }),
+      Result: Schema.extend(StoredAnswer, Schema.Struct({ resumable: Schema.Boolean })),
+      execute: ({ projectId, withinSeconds, maxContinuations }) =>
+        sql`SELECT *, updated_at > NOW() - make_interval(secs => ${withinSeconds}) AND continuations < ${maxContinuations} AS resumable
+            FROM (${storedAnswers} WHERE m.project_id = ${projectId} AND m.status = 'streaming') s WHERE user_message_id IS NOT NULL`
+    })
 
     const latestAnswerRow = SqlSchema.findOne({
       Request: ProjectId,
@@ -122,7 +124,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       execute: ({ withinSeconds, maxContinuations }) =>
         sql`SELECT * FROM (${storedAnswers}
               WHERE m.role = 'assistant'
-                AND (m.status = 'streaming' OR (m.status = 'interrupted' AND m.error_code = 'INTERRUPTED'))
+                AND m.status = 'interrupted' AND m.error_code = 'INTERRUPTED'
                 AND m.updated_at > NOW() - make_interval(secs => ${withinSeconds})
                 AND m.continuations < ${maxContinuations}
                 AND NOT EXISTS (SELECT 1 FROM messages later WHERE later.project_id = m.project_id AND later.ordinal > m.ordinal)
@@ -165,6 +167,30 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       ))
 
     /**
+     * The user message and the row its answer streams into, in one transaction: when the
+     * project already streams an answer (on any instance: the unique index says so) the
+     * question is not stored either. `answerId` is none for a retried send already answered.
+     */
+    const insertQuestion = Effect.fn("Messages.insertQuestion")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
+      sql.withTransaction(Effect.gen(function* () {
+        const { message, created } = yield* insertUser(projectId, content, clientMessageId)
+        const answered = !created && Option.isSome(yield* answerTo(message.id))
+        const answerId = answered ? Option.none<MessageId>() : Option.some(yield* insertAssistant(projectId))
+        return { message, created, answerId }
+      })).pipe(orUnavailableKeeping))
+
+    /** The project's streaming answer, and whether it is recent (`withinSeconds`) and bounded enough to go on. */
+    const streamingIn = Effect.fn("Messages.streamingIn")((projectId: ProjectId, withinSeconds: number, maxContinuations: number) =>
+      streamingAnswerRow({ projectId, withinSeconds, maxContinuations }).pipe(orUnavailable))
+
+    /** Projects with an answer streaming (on any instance), to find those whose instance died. */
+    const streamingProjects = Effect.fn("Messages.streamingProjects")(() =>
+      sql<{ projectId: ProjectId }>`SELECT project_id FROM messages WHERE status = 'streaming'`.pipe(
+        orUnavailable,
+        Effect.map((rows) => rows.map((row) => row.projectId))
+      ))
+
+    /**
      * The partial texts of streaming answers, so a crash loses at most one interval: one
      * statement for all of them (a thousand answers are one write a second, not a thousand).
      */
@@ -204,17 +230,6 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       )
     })
 
-    /**
-     * Answers still `streaming` that no generation of this process owns and that have not
-     * been written for `olderThan`: left behind by a failure between storing and starting.
-     * They become `interrupted` (with their text) so that their project is free again.
-     */
-    const sweepStale = Effect.fn("Messages.sweepStale")((owned: ReadonlyArray<MessageId>, olderThan: Duration.Duration) =>
-      sql<{ id: string }>`UPDATE messages SET status = 'interrupted', error_code = 'INTERRUPTED', updated_at = NOW()
-          WHERE status = 'streaming' AND updated_at < NOW() - make_interval(secs => ${Duration.toSeconds(olderThan)})
-            AND id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(owned)}::json))
-          RETURNING id`.pipe(orUnavailable, Effect.map((rows) => rows.length)))
-
     /** The latest stored turns, oldest first; answers still streaming are not context yet. */
     const recent = Effect.fn("Messages.recent")((projectId: ProjectId, limit: number) =>
       recentRows({ projectId, limit }).pipe(orUnavailable))
@@ -239,41 +254,28 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       ))
 
     /**
-     * At startup, before any new answer can start: the answers a crash or a shutdown cut
-     * less than `within` ago (and not continued too often already) are returned, to be
-     * continued; every other answer left `streaming` becomes `interrupted`, keeping its
-     * last checkpointed text.
+     * At startup: the answers a shutdown stored `interrupted` less than `within` ago (and not
+     * continued too often already), to be continued. Answers left `streaming` are not touched
+     * here: another instance may be generating them; whichever instance wins their project's
+     * lock once their owner is gone goes on with them (`AnswerRunner`).
      */
     const recoverAtStartup = (within: Duration.Duration, maxContinuations: number) =>
-      Effect.gen(function* () {
-        const resumable = yield* resumableRows({ withinSeconds: Duration.toSeconds(within), maxContinuations })
-        const resuming = new Set(resumable.map((answer) => answer.id))
-        const stale = (yield* streamingRows(undefined)).filter((row) => !resuming.has(row.id))
-        yield* Effect.forEach(stale, (row) =>
-          finish(answerOutcome({
-            id: row.id,
-            content: row.content,
-            status: "interrupted",
-            stopReason: null,
-            errorCode: "INTERRUPTED",
-            continuations: row.continuations,
-            usage: null
-          })))
-        return { resumable, interrupted: stale.length }
-      }).pipe(orUnavailable)
+      resumableRows({ withinSeconds: Duration.toSeconds(within), maxContinuations }).pipe(orUnavailable)
 
     return {
       insertUser,
       findUserByClientId,
       insertAssistant,
+      insertQuestion,
+      streamingIn,
+      streamingProjects,
       checkpoint,
       finish,
       recent,
       answerTo,
       latestAnswer,
       reopen,
-      recoverAtStartup,
-      sweepStale
+      recoverAtStartup
     } as const
   })
 }) {}

@@ -5,11 +5,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
-import { ChatOnModel, StorageLive } from "../../src/App.js"
+import { ChatOnModel, ClusterLive, InfrastructureLive, StorageLive } from "../../src/App.js"
 import { Chat } from "../../src/chat/Chat.js"
 import type { Subscriber } from "../../src/chat/Rooms.js"
 import { AppConfig } from "../../src/Config.js"
-import { DatabaseLive } from "../../src/db/Database.js"
 import type { ProjectId } from "../../src/domain/Ids.js"
 import { Lifecycle } from "../../src/Lifecycle.js"
 import { loggingFromConfig } from "../../src/observability/Logging.js"
@@ -72,8 +71,9 @@ export const startChatService = (
     const layer = ChatOnModel.pipe(
       Layer.provide(claude.layer),
       Layer.provideMerge(StorageLive),
+      Layer.provideMerge(ClusterLive),
       Layer.provideMerge(Lifecycle.Default),
-      Layer.provideMerge(DatabaseLive),
+      Layer.provideMerge(InfrastructureLive),
       Layer.provide(loggingFromConfig),
       Layer.provideMerge(AppConfig.layer),
       Layer.provide(Layer.setConfigProvider(config))

@@ -83,7 +83,9 @@ export type WireProjectWithMessages = typeof WireProjectWithMessages.Type
 export const WireHealth = Schema.Struct({
   status: Schema.Literal("healthy", "unhealthy", "draining"),
   database: Schema.Literal("connected", "disconnected"),
+  bus: Schema.Literal("up", "down"),
   model: Schema.Literal("claude", "demo"),
+  cluster: Schema.Struct({ instanceId: Schema.String, peers: Schema.Int }),
   timestamp: IsoTimestamp
 })
 

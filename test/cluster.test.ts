@@ -1,0 +1,220 @@
+/**
+ * Several instances on one PostgreSQL (issue 12), end to end: real service processes on one
+ * database, the real SDK against one fake Messages API, real WebSockets. Each answer's text
+ * is checked token by token (numbered tokens): nothing missing, nothing repeated, in order,
+ * on every instance, and what clients assembled is what is stored.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { eventually, fakeIdle, newProject, TEST_API_KEY } from "./support/ChatApp.js"
+import { type ChatClient, connect, type MessageChunk, type MessageComplete } from "./support/ChatClient.js"
+import { gate } from "./support/FakeAnthropic.js"
+import { FakeRouterScoped } from "./support/FakeRouter.js"
+import { get } from "./support/Http.js"
+import { answerEvents, chunksOf, directSql, messageRow, numberedChunks, seenChunk, startAnswer } from "./support/Reliability.js"
+import { awaitExit, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
+import { freshDatabase } from "./support/TestDatabase.js"
+
+/** What a client assembled by `offset` (a catch-up chunk at 0 restarts it), failing on any gap or overlap. */
+const assembled = (chunks: ReadonlyArray<MessageChunk>): string => {
+  let text = ""
+  for (const chunk of chunks) {
+    if (chunk.offset === 0 && text.length > 0) {
+      expect(chunk.content.startsWith(text), "a catch-up holds the text so far").toBe(true)
+      text = chunk.content
+      continue
+    }
+    expect(chunk.offset, "each chunk starts where the text so far ends").toBe(text.length)
+    text += chunk.content
+  }
+  return text
+}
+
+const tokens = (text: string) => text.split(" ").filter((token) => token !== "")
+const expectTokens = (text: string, ...series: ReadonlyArray<ReadonlyArray<string>>) =>
+  expect(tokens(text)).toEqual(series.flat().map((token) => token.trim()))
+
+const complete = (client: ChatClient, messageId: string) =>
+  client.next(
+    (e): e is MessageComplete => e.type === "message_complete" && e.messageId === messageId,
+    60_000,
+    `the message_complete of ${messageId}`
+  )
+
+/** Waits until the instance's /health counts `peers` other instances. */
+const awaitPeers = (service: ServiceProcess, peers: number) =>
+  eventually(
+    `${service.url} sees ${peers} other instance(s)`,
+    Effect.map(get(`${service.url}/health`), (answer) => (answer.json as { cluster?: { peers?: number } }).cluster?.peers),
+    (seen) => seen === peers,
+    30_000
+  )
+
+/** `n` instances of the service on one new database and one fake, each aware of the others. */
+const cluster = (n: number, extra: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const fake = yield* FakeRouterScoped()
+    const database = yield* freshDatabase
+    const env = {
+      DATABASE_URL: database,
+      CLAUDE_API_KEY: TEST_API_KEY,
+      CLAUDE_BASE_URL: fake.url,
+      CLAUDE_MAX_RETRIES: "0",
+      CHECKPOINT_INTERVAL_MS: "100",
+      SHUTDOWN_GRACE_SECONDS: "1",
+      LOG_LEVEL: "info",
+      ...extra
+    }
+    // The first one alone applies the migrations.
+    const first = yield* spawnHealthyService(env)
+    const rest = yield* Effect.all(Array.from({ length: n - 1 }, () => spawnHealthyService(env)), { concurrency: "unbounded" })
+    const services = [first, ...rest]
+    yield* Effect.forEach(services, (service) => awaitPeers(service, n - 1), { concurrency: "unbounded" })
+    const sql = yield* directSql(database)
+    return { fake, services, sql }
+  })
+
+describe("several instances on one database", () => {
+  it.scopedLive("an answer on A reaches a client on B with the same events; project_updated too; the text exact and stored", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], sql } = yield* cluster(2)
+      const series = numberedChunks(60, "a")
+      fake.enqueueChat({ kind: "text", chunks: series, chunkDelayMs: 5 })
+      const project = yield* newProject(a!)
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Write it")
+      const endOnA = yield* complete(onA, start.messageId)
+      const endOnB = yield* complete(onB, start.messageId)
+      expectTokens(endOnA.fullContent, series)
+      expect(answerEvents(onB, start.messageId), "B's client saw exactly A's events").toEqual(answerEvents(onA, start.messageId))
+      expect(assembled(chunksOf(onB, start.messageId))).toBe(endOnA.fullContent)
+      expect(endOnB).toEqual(endOnA)
+      const titled = yield* onB.seen("project_updated")
+      expect(titled).toMatchObject({ projectId: project.id, title: "Inventory Tracker" })
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: endOnA.fullContent })
+    }), 120_000)
+
+  it.scopedLive("a client joining on B mid-answer catches up, then follows live; a send on B meanwhile is BUSY and stores nothing", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], sql } = yield* cluster(2)
+      const series = numberedChunks(40, "a")
+      const held = gate()
+      fake.enqueueChat({ kind: "text", chunks: series, pauseAfter: 15, resume: held.promise })
+      const project = yield* newProject(a!, "Mine")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Go")
+      yield* seenChunk(onA, start.messageId, 15)
+
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const resumed = yield* onB.next((e) => e.type === "message_start", 20_000, "the catch-up start")
+      expect(resumed).toMatchObject({ messageId: start.messageId, resumed: true })
+      const catchUp = yield* onB.next((e): e is MessageChunk => e.type === "message_chunk", 20_000, "the catch-up chunk")
+      expect(catchUp).toMatchObject({ offset: 0, content: series.slice(0, 15).join("") })
+
+      yield* onB.chat("Another question")
+      const busy = yield* onB.next((e) => e.type === "error", 20_000, "BUSY")
+      expect(busy).toMatchObject({ code: "BUSY" })
+      const questions = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM messages WHERE role = 'user'`.pipe(Effect.orDie)
+      expect(questions[0]?.n, "the refused question is not stored").toBe(1)
+
+      held.open()
+      const end = yield* complete(onB, start.messageId)
+      expectTokens(end.fullContent, series)
+      expect(assembled(chunksOf(onB, start.messageId))).toBe(end.fullContent)
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
+    }), 120_000)
+
+  it.scopedLive("a cancel sent on B stops the answer generating on A; a continue sent on B goes on with it there, heard on A", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], sql } = yield* cluster(2)
+      const series = numberedChunks(40, "a")
+      const held = gate()
+      fake.enqueueChat({ kind: "text", chunks: series, pauseAfter: 10, resume: held.promise })
+      const project = yield* newProject(a!, "Mine")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Go")
+      yield* seenChunk(onB, start.messageId, 10)
+      yield* onB.send({ type: "cancel", messageId: start.messageId })
+      const endOnA = yield* complete(onA, start.messageId)
+      const endOnB = yield* complete(onB, start.messageId)
+      expect(endOnA).toMatchObject({ status: "cancelled", fullContent: series.slice(0, 10).join("") })
+      expect(endOnB).toEqual(endOnA)
+      yield* fakeIdle(fake)
+      held.open()
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "cancelled", content: endOnA.fullContent })
+
+      const more = numberedChunks(6, "b")
+      fake.enqueueChat({ kind: "text", chunks: more })
+      yield* onB.send({ type: "continue", messageId: start.messageId })
+      const continuedOnA = yield* complete(onA, start.messageId)
+      const continuedOnB = yield* complete(onB, start.messageId)
+      expect(continuedOnA).toMatchObject({ status: "complete", continuations: 1 })
+      expect(continuedOnB).toEqual(continuedOnA)
+      expectTokens(continuedOnA.fullContent, series.slice(0, 10), more)
+      const resumedOnA = onA.events.filter((e) => e.type === "message_start" && e.resumed === true)
+      expect(resumedOnA, "A's client heard the answer go on").toHaveLength(1)
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: continuedOnA.fullContent })
+    }), 120_000)
+
+  it.scopedLive("three instances, SIGKILL of the owner: the clients on both others see the answer go on and end, exactly", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b, c], sql } = yield* cluster(3)
+      const [first, rest] = [numberedChunks(300, "a"), numberedChunks(8, "b")]
+      fake.enqueueChat({ kind: "text", chunks: first, chunkDelayMs: 20 })
+      const project = yield* newProject(a!, "Mine")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const onC = yield* connect(c!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Build me a big app")
+      yield* seenChunk(onB, start.messageId, 20)
+      yield* seenChunk(onC, start.messageId, 20)
+      fake.enqueueChat({ kind: "text", chunks: rest, chunkDelayMs: 20 })
+      a!.signal("SIGKILL")
+      yield* awaitExit(a!, 30_000)
+      const end = yield* complete(onB, start.messageId)
+      expect(yield* complete(onC, start.messageId)).toEqual(end)
+      expect(end).toMatchObject({ status: "complete", continuations: 1 })
+      const cut = tokens(end.fullContent).length - rest.length
+      expectTokens(end.fullContent, first.slice(0, cut), rest)
+      for (const client of [onB, onC]) expect(assembled(chunksOf(client, start.messageId))).toBe(end.fullContent)
+      expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
+      const takers = [b!, c!].filter((service) =>
+        service.logs().some((line) => line["message"] === "taking over an answer of an instance that stopped" && line["messageId"] === start.messageId)
+      )
+      expect(takers, "exactly one instance took the answer over").toHaveLength(1)
+      expect(fake.chatRequests(), "one request for the answer, one for its continuation").toHaveLength(2)
+    }), 150_000)
+
+  for (const how of ["SIGKILL", "SIGTERM"] as const) {
+    it.scopedLive(`${how} of the instance generating an answer: another instance finishes it under the same id`, () =>
+      Effect.gen(function* () {
+        const { fake, services: [a, b], sql } = yield* cluster(2)
+        const [first, rest] = [numberedChunks(300, "a"), numberedChunks(8, "b")]
+        fake.enqueueChat({ kind: "text", chunks: first, chunkDelayMs: 20 })
+        const project = yield* newProject(a!, "Mine")
+        const onA = yield* connect(a!.wsUrl, project.id)
+        const onB = yield* connect(b!.wsUrl, project.id)
+        const start = yield* startAnswer(onA, "Build me a big app")
+        yield* seenChunk(onB, start.messageId, 20)
+        fake.enqueueChat({ kind: "text", chunks: rest, chunkDelayMs: 20 })
+        a!.signal(how)
+        const exit = yield* awaitExit(a!, 30_000)
+        if (how === "SIGTERM") {
+          expect(exit).toStrictEqual({ code: 0, signal: null })
+          expect(a!.logs().some((line) => line["message"] === "grace period over: handing running answers over")).toBe(true)
+        }
+        const end = yield* complete(onB, start.messageId)
+        expect(end).toMatchObject({ status: "complete", continuations: 1 })
+        const cut = tokens(end.fullContent).length - rest.length
+        expect(cut, "the answer went on from part of the first reply").toBeGreaterThanOrEqual(20)
+        expectTokens(end.fullContent, first.slice(0, cut), rest)
+        expect(assembled(chunksOf(onB, start.messageId)), "B's client saw the whole answer once").toBe(end.fullContent)
+        expect(onB.events.filter((e) => e.type === "error")).toEqual([])
+        expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
+        const takeover = b!.logs().find((line) => line["message"] === "taking over an answer of an instance that stopped")
+        expect(takeover?.["messageId"]).toBe(start.messageId)
+      }), 120_000)
+  }
+})
