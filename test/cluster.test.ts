@@ -10,7 +10,7 @@ import { eventually, fakeIdle, newProject, TEST_API_KEY } from "./support/ChatAp
 import { type ChatClient, connect, type MessageChunk, type MessageComplete } from "./support/ChatClient.js"
 import { gate } from "./support/FakeAnthropic.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
-import { get } from "./support/Http.js"
+import { get, request } from "./support/Http.js"
 import { answerEvents, chunksOf, directSql, messageRow, numberedChunks, seenChunk, startAnswer } from "./support/Reliability.js"
 import { awaitExit, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
 import { freshDatabase } from "./support/TestDatabase.js"
@@ -156,6 +156,30 @@ describe("several instances on one database", () => {
       const resumedOnA = onA.events.filter((e) => e.type === "message_start" && e.resumed === true)
       expect(resumedOnA, "A's client heard the answer go on").toHaveLength(1)
       expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: continuedOnA.fullContent })
+    }), 120_000)
+
+  it.scopedLive("a project deleted on A while B generates its answer: the answer stops upstream, every socket on both hears PROJECT_NOT_FOUND and is closed (4404)", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], sql } = yield* cluster(2)
+      const held = gate()
+      fake.enqueueChat({ kind: "text", chunks: numberedChunks(40, "a"), pauseAfter: 5, resume: held.promise })
+      const project = yield* newProject(a!, "Doomed")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const onB = yield* connect(b!.wsUrl, project.id)
+      const start = yield* startAnswer(onB, "Go")
+      yield* seenChunk(onA, start.messageId, 5)
+      const deleted = yield* request(`${a!.url}/api/projects/${project.id}`, { method: "DELETE" })
+      expect(deleted.status).toBe(204)
+      for (const client of [onA, onB]) {
+        expect(yield* client.next((e) => e.type === "error", 20_000, "the error event")).toMatchObject({ code: "PROJECT_NOT_FOUND" })
+        expect(yield* client.awaitClose()).toMatchObject({ code: 4404, reason: "project deleted" })
+        expect(client.events.filter((e) => e.type === "message_complete")).toEqual([])
+      }
+      yield* fakeIdle(fake, 10_000)
+      held.open()
+      expect(fake.fake.abortedStreams, "the owner aborted the upstream request").toBe(1)
+      const rows = yield* sql`SELECT id FROM messages WHERE project_id = ${project.id}`.pipe(Effect.orDie)
+      expect(rows).toEqual([])
     }), 120_000)
 
   it.scopedLive("three instances, SIGKILL of the owner: the clients on both others see the answer go on and end, exactly", () =>

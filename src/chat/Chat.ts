@@ -5,7 +5,7 @@ import { Instances } from "../cluster/Instances.js"
 import { Relay } from "../cluster/Relay.js"
 import { AppConfig } from "../Config.js"
 import type { ChatMessageFrame, ContinueFrame } from "../domain/ChatProtocol.js"
-import { AtCapacity, ChatBusy, MessageTooLarge, ProjectNotFound, ShuttingDown, ValidationError } from "../domain/Errors.js"
+import { AtCapacity, ChatBusy, MessageTooLarge, ShuttingDown, ValidationError } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Lifecycle, pollUntil } from "../Lifecycle.js"
 import { continuable, Messages } from "../messages/Messages.js"
@@ -15,8 +15,6 @@ import { Generation } from "./Generation.js"
 import { Rooms, type Subscriber } from "./Rooms.js"
 import { Titles } from "./Titles.js"
 
-/** Close code for the sockets of a deleted project (the application range, like HTTP 404). */
-const PROJECT_GONE = 4404
 /** At shutdown, answers stopped get this long to store themselves, then sockets to close: grace + 4 s in all. */
 const STOP_GRACE = Duration.seconds(2)
 const SOCKET_CLOSE_GRACE = Duration.seconds(2)
@@ -163,16 +161,10 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       })
 
     /**
-     * The project was deleted: its answer stops (the upstream request is aborted; on another
-     * instance, by its owner) and is never announced as complete; its connections here are
-     * told PROJECT_NOT_FOUND and closed.
+     * The project was deleted: on every instance its answer stops (the upstream request is
+     * aborted) and is never announced as complete, its connections told PROJECT_NOT_FOUND and closed.
      */
-    const projectDeleted = (projectId: ProjectId) =>
-      Effect.suspend(() => {
-        const generation = rooms.running(projectId)
-        rooms.closeRoom(projectId, Events.failure(new ProjectNotFound({ projectId })), PROJECT_GONE, "project deleted")
-        return generation === undefined ? relay.requestCancel(projectId, undefined) : generation.stop("cancelled")
-      })
+    const projectDeleted = (projectId: ProjectId) => relay.projectDeleted(projectId)
 
     const awaitIdle = (limit: Duration.DurationInput) => pollUntil(Effect.sync(() => rooms.isIdle()), limit)
     /**

@@ -21,6 +21,9 @@ import type { Usage } from "../domain/Usage.js"
  * are `ServerEvent` from the protocol schema; the type checker holds each one to it.
  */
 
+/** Close code for the sockets of a deleted project (the application range, like HTTP 404). */
+export const PROJECT_GONE = 4404
+
 const encode = (event: ServerEvent): string => JSON.stringify(event)
 
 let formattedAt = -1

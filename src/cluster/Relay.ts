@@ -4,6 +4,7 @@ import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Events from "../chat/Events.js"
 import { Rooms, type Subscriber } from "../chat/Rooms.js"
+import { ProjectNotFound } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Bus } from "./Bus.js"
 import { Instances } from "./Instances.js"
@@ -19,7 +20,8 @@ const CHANNEL = "chat_events"
 /**
  * A notification: a header line (who sent it), then one line per item, `<projectId> <kind>
  * <body>`: `e` an encoded server event (JSON never holds a raw newline), `s` a request for
- * the snapshot of the project's running answer, `c` a request to cancel it (body: its id or empty).
+ * the snapshot of the project's running answer, `c` a request to cancel it (body: its id or empty),
+ * `d` the project was deleted.
  */
 const Header = Schema.parseJson(Schema.Struct({ from: Schema.String }))
 const decodeHeader = Schema.decodeUnknownOption(Header)
@@ -99,7 +101,7 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
     }
 
     /** Queues an item for the other instances: sent within BATCH_MS, or at once when `urgent`. */
-    const send = (projectId: ProjectId, kind: "e" | "s" | "c", body: string, urgent = false) => {
+    const send = (projectId: ProjectId, kind: "e" | "s" | "c" | "d", body: string, urgent = false) => {
       pending.push(`${projectId} ${kind} ${body}`)
       if (urgent) return flush()
       if (flushAt === undefined) flushAt = setTimeout(flush, Math.max(0, BATCH_MS - (performance.now() - lastSent)))
@@ -152,6 +154,7 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       const kind = line.charAt(PROJECT_ID_LENGTH + 1)
       const body = line.slice(PROJECT_ID_LENGTH + 3)
       if (kind === "e") return following.has(projectId) ? receiveEvent(projectId, body) : undefined
+      if (kind === "d") return Effect.runFork(closeDeleted(projectId))
       const generation = rooms.running(projectId)
       if (generation === undefined) return
       if (kind === "s") {
@@ -161,6 +164,18 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       }
       if (kind === "c" && (body === "" || body === generation.messageId)) Effect.runFork(generation.stop("cancelled"))
     }
+
+    /**
+     * A deleted project, on this instance: its answer (if generated here) stops and is never
+     * announced as complete; its sockets are told PROJECT_NOT_FOUND and closed (4404).
+     */
+    const closeDeleted = (projectId: ProjectId) =>
+      Effect.suspend(() => {
+        mirrors.delete(projectId)
+        const generation = rooms.running(projectId)
+        rooms.closeRoom(projectId, Events.failure(new ProjectNotFound({ projectId })), Events.PROJECT_GONE, "project deleted")
+        return generation === undefined ? Effect.void : generation.stop("cancelled")
+      })
 
     const requestSnapshot = (projectId: ProjectId) => {
       if (instances.hasPeers()) send(projectId, "s", "", true)
@@ -217,6 +232,14 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       runsElsewhere: (projectId: ProjectId): MessageId | undefined => mirrors.get(projectId)?.messageId,
       /** This instance generates the project's answer now: it forgets its mirror. */
       forget: (projectId: ProjectId): void => void mirrors.delete(projectId),
+      /** The project was deleted: closed here at once, and on every other instance. */
+      projectDeleted: (projectId: ProjectId) =>
+        Effect.zipRight(
+          Effect.sync(() => {
+            if (instances.hasPeers()) send(projectId, "d", "", true)
+          }),
+          closeDeleted(projectId)
+        ),
       /** Asks the instance generating `messageId` (or the project's answer) to stop it. */
       requestCancel: (projectId: ProjectId, messageId: MessageId | undefined) =>
         Effect.sync(() => {
