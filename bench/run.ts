@@ -50,6 +50,8 @@ import { formatSummary, type ProfileSummary, summarizeProfile } from "./profile-
 
 const QUICK = process.env["BENCH_QUICK"] === "1"
 const PROFILE = process.env["BENCH_PROFILE"] === "1"
+/** `BENCH_PROFILE_CONVERSATIONS`: how many conversations the profiled run streams (100). */
+const PROFILE_CONVERSATIONS = Number(process.env["BENCH_PROFILE_CONVERSATIONS"] ?? "100")
 const EXTERNAL_URL = process.env["BENCH_DATABASE_URL"] === "" ? undefined : process.env["BENCH_DATABASE_URL"]
 const PHASES = ["rest", "startup", "streaming", "idle", "large", "cache", "cluster", "bus", "profile", "ab"] as const
 type Phase = (typeof PHASES)[number]
@@ -915,7 +917,7 @@ const profileRun = async () => {
   for (const kind of ["service", "baseline"] as const) {
     const name = `${kind}-${STAMP}.cpuprofile`
     const nodeArgs = ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}`]
-    const run = await withTarget(kind, (target) => streamingRun(target, 100, spec, 1000), { nodeArgs })
+    const run = await withTarget(kind, (target) => streamingRun(target, PROFILE_CONVERSATIONS, spec, 1000), { nodeArgs })
     const file = Path.join(PROFILE_DIR, name)
     if (!Fs.existsSync(file)) {
       problem(`no CPU profile written at ${file}`)
