@@ -11,28 +11,9 @@ import { type ChatClient, connect, type MessageChunk, type MessageComplete } fro
 import { gate } from "./support/FakeAnthropic.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
 import { get, request } from "./support/Http.js"
-import { answerEvents, chunksOf, directSql, messageRow, numberedChunks, seenChunk, startAnswer } from "./support/Reliability.js"
+import { answerEvents, assembled, chunksOf, directSql, expectTokens, messageRow, numberedChunks, seenChunk, startAnswer, tokens } from "./support/Reliability.js"
 import { awaitExit, type ServiceProcess, spawnHealthyService } from "./support/ServiceProcess.js"
 import { freshDatabase } from "./support/TestDatabase.js"
-
-/** What a client assembled by `offset` (a catch-up chunk at 0 restarts it), failing on any gap or overlap. */
-const assembled = (chunks: ReadonlyArray<MessageChunk>): string => {
-  let text = ""
-  for (const chunk of chunks) {
-    if (chunk.offset === 0 && text.length > 0) {
-      expect(chunk.content.startsWith(text), "a catch-up holds the text so far").toBe(true)
-      text = chunk.content
-      continue
-    }
-    expect(chunk.offset, "each chunk starts where the text so far ends").toBe(text.length)
-    text += chunk.content
-  }
-  return text
-}
-
-const tokens = (text: string) => text.split(" ").filter((token) => token !== "")
-const expectTokens = (text: string, ...series: ReadonlyArray<ReadonlyArray<string>>) =>
-  expect(tokens(text)).toEqual(series.flat().map((token) => token.trim()))
 
 const complete = (client: ChatClient, messageId: string) =>
   client.next(

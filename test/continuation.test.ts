@@ -9,31 +9,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { CONTINUE_INSTRUCTION } from "../src/claude/Continuation.js"
 import { claudeChat, eventually, fakeIdle, newProject, TEST_API_KEY } from "./support/ChatApp.js"
-import { type ChatClient, connect, type MessageChunk, type MessageComplete } from "./support/ChatClient.js"
+import { type ChatClient, connect, type MessageComplete } from "./support/ChatClient.js"
 import type { FakeRouter } from "./support/FakeRouter.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
-import { chunksOf, directSql, messageRow, numberedChunks, seenChunk, startAnswer } from "./support/Reliability.js"
+import { assembled, chunksOf, directSql, expectTokens, messageRow, numberedChunks, seenChunk, startAnswer } from "./support/Reliability.js"
 import { awaitExit, spawnHealthyService } from "./support/ServiceProcess.js"
 import { freshDatabase } from "./support/TestDatabase.js"
-
-/** What a client assembled by `offset` (a catch-up chunk at 0 restarts it), failing on any gap or overlap. */
-const assembled = (chunks: ReadonlyArray<MessageChunk>): string => {
-  let text = ""
-  for (const chunk of chunks) {
-    if (chunk.offset === 0 && text.length > 0) {
-      expect(chunk.content.startsWith(text), "a catch-up holds the text so far").toBe(true)
-      text = chunk.content
-      continue
-    }
-    expect(chunk.offset, "each chunk starts where the text so far ends").toBe(text.length)
-    text += chunk.content
-  }
-  return text
-}
-
-/** Numbered tokens in order, each exactly once: `c001 c002 …` then `d001 …`. */
-const expectTokens = (text: string, ...series: ReadonlyArray<ReadonlyArray<string>>) =>
-  expect(text.split(" ").filter((token) => token !== "")).toEqual(series.flat().map((token) => token.trim()))
 
 /** The chat requests' last two turns: a continuation ends with [assistant: partial, user: instruction]. */
 const lastTurns = (fake: FakeRouter, index: number) => fake.chatRequests()[index]?.messages.slice(-2)

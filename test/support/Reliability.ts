@@ -153,3 +153,25 @@ export const messageRow = (sql: SqlClient.SqlClient, messageId: string) =>
     Effect.map((rows) => rows[0]),
     Effect.orDie
   )
+
+/** What a client assembled by `offset` (a catch-up chunk at 0 restarts it), failing on any gap or overlap. */
+export const assembled = (chunks: ReadonlyArray<MessageChunk>): string => {
+  let text = ""
+  for (const chunk of chunks) {
+    if (chunk.offset === 0 && text.length > 0) {
+      expect(chunk.content.startsWith(text), "a catch-up holds the text so far").toBe(true)
+      text = chunk.content
+      continue
+    }
+    expect(chunk.offset, "each chunk starts where the text so far ends").toBe(text.length)
+    text += chunk.content
+  }
+  return text
+}
+
+/** The space-separated tokens of a text. */
+export const tokens = (text: string) => text.split(" ").filter((token) => token !== "")
+
+/** Numbered tokens in order, each exactly once: `c001 c002 …` then `d001 …`. */
+export const expectTokens = (text: string, ...series: ReadonlyArray<ReadonlyArray<string>>) =>
+  expect(tokens(text)).toEqual(series.flat().map((token) => token.trim()))
