@@ -126,6 +126,45 @@ describe("GET /api/projects/:id as JSON built by PostgreSQL", () => {
       expect(withUsage.usage.cacheReadInputTokens).toBeGreaterThan(0)
     }))
 
+  it.scopedLive("keeps each ended message's JSON on its row, and renders the same bytes without it", () =>
+    Effect.gen(function* () {
+      const app = yield* startApp()
+      const project = yield* newProject(app)
+      yield* insertMessage(app, project.id, { role: "user", content: "make a \"todo\" app", status: "complete" })
+      yield* insertMessage(app, project.id, { role: "assistant", content: "Sure:\n```js\nlet x = 1\n```\n", status: "complete" })
+      yield* insertMessage(app, project.id, { role: "user", content: "and tests?", status: "complete" })
+      yield* insertMessage(app, project.id, { role: "assistant", content: "Writing", status: "streaming" })
+      const kept = yield* app.sql<{ status: string; apiJson: string | null }>`
+        SELECT status, api_json AS "apiJson" FROM messages WHERE project_id = ${project.id} ORDER BY ordinal`
+      expect(kept.map((row) => [row.status, row.apiJson === null])).toEqual([
+        ["complete", false],
+        ["complete", false],
+        ["complete", false],
+        ["streaming", true]
+      ])
+      const withKept = yield* get(`${app.url}/api/projects/${project.id}`)
+      expect(withKept.text).toBe(yield* schemaEncodedProject(app, project.id))
+      // The kept text is what is served: the row's own rendering, message by message.
+      const served = (withKept.json as { messages: ReadonlyArray<unknown> }).messages.slice(0, 3).map((m) => JSON.stringify(m))
+      expect(served).toEqual(kept.slice(0, 3).map((row) => row.apiJson))
+
+      // Rows without it (as a database migrated mid-answer could hold) read the same.
+      yield* app.sql`ALTER TABLE messages DISABLE TRIGGER messages_keep_api_json`.pipe(Effect.orDie)
+      yield* app.sql`UPDATE messages SET api_json = NULL WHERE project_id = ${project.id}`.pipe(Effect.orDie)
+      yield* app.sql`ALTER TABLE messages ENABLE TRIGGER messages_keep_api_json`.pipe(Effect.orDie)
+      const rendered = yield* get(`${app.url}/api/projects/${project.id}`)
+      expect(rendered.text).toBe(withKept.text)
+
+      // The answer ends: its JSON is kept from then on, with the final text and status.
+      yield* app.sql`UPDATE messages SET content = 'Writing done', status = 'complete', stop_reason = 'end_turn'
+                     WHERE project_id = ${project.id} AND status = 'streaming'`.pipe(Effect.orDie)
+      const [ended] = yield* app.sql<{ apiJson: string | null }>`
+        SELECT api_json AS "apiJson" FROM messages WHERE project_id = ${project.id} ORDER BY ordinal DESC LIMIT 1`
+      expect(JSON.parse(ended!.apiJson ?? "null")).toMatchObject({ content: "Writing done", status: "complete", stopReason: "end_turn" })
+      const after = yield* get(`${app.url}/api/projects/${project.id}`)
+      expect(after.text).toBe(yield* schemaEncodedProject(app, project.id))
+    }))
+
   it.scopedLive("is the Schema-encoded body for a project with no messages, and 404 for an absent one", () =>
     Effect.gen(function* () {
       const app = yield* startApp()

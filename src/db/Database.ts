@@ -1,6 +1,5 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -10,24 +9,14 @@ import * as path from "node:path"
 import { AppConfig } from "../Config.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { runMigrations } from "./Migrations.js"
+import { acquirePool, DatabasePool } from "./Pool.js"
 
-/**
- * How long a query may wait for a connection (a free one from the pool, or a new one)
- * before the database counts as unreachable. pg-pool applies it to waiting for a busy
- * pool too, so it must cover bursts (a thousand answers starting at once), not only
- * outages; an unreachable server is usually refused at once anyway, and /health probes
- * with its own shorter limit.
- */
-const CONNECT_TIMEOUT = Duration.seconds(5)
-
-const clientOptions = {
+const transforms = {
   transformResultNames: Str.snakeToCamel,
-  transformQueryNames: Str.camelToSnake,
-  connectTimeout: CONNECT_TIMEOUT,
-  maxConnections: 20,
-  idleTimeout: Duration.seconds(30),
-  applicationName: "go-chat-backend"
+  transformQueryNames: Str.camelToSnake
 } as const
+
+const APPLICATION_NAME = "go-chat-backend"
 
 /**
  * The URL of the service's database (DATABASE_URL or the embedded server's), for the few
@@ -35,10 +24,20 @@ const clientOptions = {
  */
 export class DatabaseUrl extends Context.Tag("DatabaseUrl")<DatabaseUrl, Redacted.Redacted<string>>() {}
 
-/** `PgClient` on an already running server at `url`, with migrations applied, and the `DatabaseUrl`. */
+/**
+ * `PgClient` on an already running server at `url`, with migrations applied, on a pool the
+ * service holds (`DatabasePool`, for the prepared hot reads), and the `DatabaseUrl`.
+ */
 const clientOn = (url: Redacted.Redacted<string>) =>
   Layer.effectDiscard(runMigrations).pipe(
-    Layer.provideMerge(PgClient.layer({ ...clientOptions, url })),
+    Layer.provideMerge(
+      Layer.unwrapScoped(
+        Effect.map(acquirePool(url, APPLICATION_NAME), (pool) =>
+          PgClient.layerFromPool({ ...transforms, applicationName: APPLICATION_NAME, acquire: Effect.succeed(pool) }).pipe(
+            Layer.merge(Layer.succeed(DatabasePool, pool))
+          ))
+      )
+    ),
     Layer.merge(Layer.succeed(DatabaseUrl, url))
   )
 

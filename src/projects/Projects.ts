@@ -3,6 +3,8 @@ import * as SqlSchema from "@effect/sql/SqlSchema"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { DatabasePool } from "../db/Pool.js"
+import { runPrepared } from "../db/Prepared.js"
 import { orUnavailable } from "../db/SqlErrors.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import { ProjectId } from "../domain/Ids.js"
@@ -47,6 +49,7 @@ const PROJECT_COLUMNS = "id, title, title_source, message_count, created_at, upd
 export class Projects extends Effect.Service<Projects>()("Projects", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const pool = yield* DatabasePool
     const columns = sql.literal(PROJECT_COLUMNS)
 
     const insert = SqlSchema.single({
@@ -108,6 +111,9 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
       head: Schema.NullOr(Schema.String),
       nextBefore: Schema.NullOr(Schema.NumberFromString)
     })
+    // Built once: a schema constructed per request costs more than decoding one row.
+    const decodeListRows = Schema.decodeUnknown(Schema.Tuple(ListRow))
+    const decodeProjectRows = Schema.decodeUnknown(Schema.Array(ProjectJsonRow))
 
     /** `nextCursor` / `nextBefore` only on a paginated read, so the PRD's bodies stay as they were. */
     const nextField = (name: string, page: PageRequest<unknown>, cursor: string | null) =>
@@ -115,8 +121,8 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
 
     /** `GET /api/projects` as JSON text built by PostgreSQL; no body when the client's tag matches. */
     const listJson = Effect.fn("Projects.listJson")(function* (page: PageRequest<ProjectsCursor>, validators: Validators) {
-      const rows = yield* listQuery(sql, page, validators).pipe(
-        Effect.flatMap(Schema.decodeUnknown(Schema.Tuple(ListRow))),
+      const rows = yield* runPrepared(pool, listQuery(sql, page, validators)).pipe(
+        Effect.flatMap(decodeListRows),
         orUnavailable
       )
       const [row] = rows
@@ -130,8 +136,8 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
     /** `GET /api/projects/:id` as JSON text built by PostgreSQL; no body when the client's tag matches. */
     const getJson = Effect.fn("Projects.getJson")(
       function* (id: ProjectId, page: PageRequest<MessagesCursor>, validators: Validators) {
-        const rows = yield* projectQuery(sql, id, page, validators).pipe(
-          Effect.flatMap(Schema.decodeUnknown(Schema.Array(ProjectJsonRow))),
+        const rows = yield* runPrepared(pool, projectQuery(sql, id, page, validators)).pipe(
+          Effect.flatMap(decodeProjectRows),
           orUnavailable
         )
         const row = rows[0]

@@ -9,8 +9,9 @@
  * the body only when that tag is not one the client already holds (the body is a lazily
  * evaluated sub-plan: a 304 costs the tag alone).
  *
- * Messages columns are spelled out here, not taken from `src/messages`: this is the only
- * place that turns them into the REST shape.
+ * A message's object is kept on its row once it has ended (`api_json`, by a trigger of
+ * sql/0005_message_json.sql, which also defines its shape); a streaming one is rendered by
+ * the same function when read.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Validators, PageRequest } from "./Paging.js"
@@ -23,27 +24,10 @@ const PROJECT_SUMMARY_JSON = `'{"id":"' || id || '","title":' || to_json(title):
   || ',"createdAt":"' || ${iso("created_at")} || '","updatedAt":"' || ${iso("updated_at")}
   || '","messageCount":' || message_count || '}'`
 
-/**
- * Code blocks are stored as `jsonb`, which reorders keys: each is rebuilt in the API's key
- * order, decoded once per block by `jsonb_to_recordset` (cheaper than six `->` lookups).
- */
-const CODE_BLOCKS_JSON = `CASE WHEN code_blocks = '[]'::jsonb THEN '[]' ELSE (
-  SELECT '[' || string_agg('{"language":' || coalesce(to_json(b.language)::text, 'null') || ',"code":' || to_json(b.code)::text
-    || ',"startIndex":' || b.start_index || ',"endIndex":' || b.end_index
-    || ',"startLine":' || b.start_line || ',"endLine":' || b.end_line || '}', ',' ORDER BY b.k) || ']'
-  FROM ROWS FROM (jsonb_to_recordset(code_blocks)
-         AS ("language" text, "code" text, "startIndex" bigint, "endIndex" bigint, "startLine" bigint, "endLine" bigint))
-       WITH ORDINALITY AS b(language, code, start_index, end_index, start_line, end_line, k)) END`
-
 /** The `Usage` object from four token columns (or sums) in the API's key order. */
 const usageJson = (input: string, output: string, cacheRead: string, cacheCreation: string) =>
   `'{"inputTokens":' || ${input} || ',"outputTokens":' || ${output}
   || ',"cacheReadInputTokens":' || ${cacheRead} || ',"cacheCreationInputTokens":' || ${cacheCreation} || '}'`
-
-/** An answer's usage, null when it has none (stored before usage was kept, or none reported). */
-const MESSAGE_USAGE_JSON = `CASE WHEN input_tokens IS NULL THEN 'null' ELSE ${
-  usageJson("input_tokens", "coalesce(output_tokens, 0)", "coalesce(cache_read_input_tokens, 0)", "coalesce(cache_creation_input_tokens, 0)")
-} END`
 
 /** The project's totals over every message (not only the page's). */
 const projectUsageJson = (projectId: string) =>
@@ -55,14 +39,6 @@ const projectUsageJson = (projectId: string) =>
       "coalesce(sum(cache_creation_input_tokens), 0)"
     )
   } FROM messages WHERE project_id = ${projectId})`
-
-/** Role and status are constrained to known words by the table, ids are UUIDs: only text needs escaping. */
-const MESSAGE_JSON = `'{"id":"' || id || '","role":"' || role || '","content":' || to_json(content)::text
-  || ',"status":"' || status || '"'
-  || CASE WHEN role = 'assistant' THEN ',"codeBlocks":' || ${CODE_BLOCKS_JSON}
-    || ',"stopReason":' || coalesce(to_json(stop_reason)::text, 'null') || ',"continuations":' || continuations
-    || ',"usage":' || ${MESSAGE_USAGE_JSON} ELSE '' END
-  || ',"createdAt":"' || ${iso("created_at")} || '"}'`
 
 /** Order-independent digest of a set of row versions. */
 const ROWS_DIGEST = `count(*) || ':' || coalesce(sum(hashtextextended(id::text, xmin::text::bigint)), 0)`
@@ -133,11 +109,10 @@ export const projectQuery = (
     WITH project AS (
       SELECT id, title, created_at, updated_at, xmin::text AS version FROM projects WHERE id = ${projectId}
     ), page AS MATERIALIZED (
-      SELECT id, role, content, status, code_blocks, stop_reason, continuations,
-             input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, created_at, ordinal, xmin,
-             row_number() OVER (ORDER BY ordinal DESC) AS n
-      FROM messages WHERE project_id = ${projectId} AND ${before}
-      ORDER BY ordinal DESC
+      SELECT m.id, m.ordinal, m.xmin, coalesce(m.api_json, message_api_json(m)) AS json,
+             row_number() OVER (ORDER BY m.ordinal DESC) AS n
+      FROM messages m WHERE m.project_id = ${projectId} AND ${before}
+      ORDER BY m.ordinal DESC
       LIMIT ${fetch}
     ), tag AS (
       SELECT project.*, md5(${variantOf(page)} || project.version || ':' || (SELECT ${sql.literal(ROWS_DIGEST)} FROM page)) AS etag
@@ -148,7 +123,7 @@ export const projectQuery = (
         '{"id":"' || tag.id || '","title":' || to_json(tag.title)::text
         || ',"createdAt":"' || ${sql.literal(iso("tag.created_at"))} || '","updatedAt":"' || ${sql.literal(iso("tag.updated_at"))}
         || '","messages":[' || coalesce((
-          SELECT string_agg(${sql.literal(MESSAGE_JSON)}, ',' ORDER BY ordinal)
+          SELECT string_agg(json, ',' ORDER BY ordinal)
           FROM page WHERE ${page.limit}::int IS NULL OR n <= ${page.limit}::int
         ), '') || '],"usage":' || ${sql.literal(projectUsageJson("tag.id"))}
       END AS head,
