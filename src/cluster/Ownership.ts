@@ -1,5 +1,9 @@
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import pg from "pg"
@@ -9,6 +13,7 @@ import type { ProjectId } from "../domain/Ids.js"
 
 const RECONNECT_EVERY = Duration.seconds(1)
 const LOCK = "pg_try_advisory_lock(hashtextextended(p, 12))"
+const UNLOCK = "pg_advisory_unlock(hashtextextended(u, 12))"
 
 /**
  * Which instance generates a project's answer: the one holding the project's session-level
@@ -20,6 +25,7 @@ const LOCK = "pg_try_advisory_lock(hashtextextended(p, 12))"
  */
 export class Ownership extends Effect.Service<Ownership>()("Ownership", {
   scoped: Effect.gen(function* () {
+    const scope = yield* Effect.scope
     const url = Redacted.value(yield* DatabaseUrl)
     /** Projects this instance owns, with how many claims (a new answer's claim may come before the last one's release). */
     const held = new Map<ProjectId, number>()
@@ -78,25 +84,88 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       })
     )
 
-    // pg queues concurrent queries on a client, but that use is deprecated: one at a time here.
-    const serially = (yield* Effect.makeSemaphore(1)).withPermits(1)
     const connected = Effect.flatMap(ensureOpen, () =>
       client === undefined ? Effect.fail(new DatabaseUnavailable({ cause: "ownership connection down" })) : Effect.succeed(client)
     )
 
-    /** Claims those of the projects no instance holds, in one round trip; returns them. */
+    /**
+     * Claims and releases wait here and go to PostgreSQL together, one statement at a time on
+     * the connection: a thousand answers starting at once are a few round trips, not a
+     * thousand queued ones. (A semaphore in front of the connection did that queueing before:
+     * with hundreds of waiters, every release woke them all and each loser re-queued one
+     * frame deeper, quadratic in time and memory.) Session locks are reentrant, so a release
+     * and a claim of one project in the same statement end with it held whichever runs first.
+     */
+    const toClaim = new Map<ProjectId, Deferred.Deferred<boolean, DatabaseUnavailable>>()
+    const toRelease = new Map<ProjectId, Deferred.Deferred<void>>()
+    let flushing = false
+    /** One statement for everything waiting; its waiters get their answers (whole, even if interrupted). */
+    const flushOnce = Effect.gen(function* () {
+      const claims = [...toClaim]
+      const releases = [...toRelease]
+      toClaim.clear()
+      toRelease.clear()
+      const locked = yield* connected.pipe(
+        Effect.flatMap((connection) =>
+          Effect.tryPromise({
+            try: () =>
+              connection.query<{ locked: ReadonlyArray<ProjectId> }>(
+                `SELECT (SELECT count(*) FROM unnest($1::text[]) AS u WHERE ${UNLOCK}) AS unlocked,
+                        array(SELECT p FROM unnest($2::text[]) AS p WHERE ${LOCK}) AS locked`,
+                [releases.map(([projectId]) => projectId), claims.map(([projectId]) => projectId)]
+              ),
+            catch: (cause) => new DatabaseUnavailable({ cause })
+          })
+        ),
+        Effect.map((result) => new Set(result.rows[0]?.locked ?? [])),
+        Effect.either
+      )
+      for (const [, done] of releases) Deferred.unsafeDone(done, Exit.void)
+      for (const [projectId, done] of claims) {
+        Deferred.unsafeDone(done, Either.match(locked, { onLeft: Exit.fail, onRight: (set) => Exit.succeed(set.has(projectId)) }))
+      }
+    }).pipe(Effect.uninterruptible)
+    const flush = Effect.whileLoop({
+      while: () => toClaim.size > 0 || toRelease.size > 0,
+      body: () => flushOnce,
+      step: () => {}
+    }).pipe(
+      // Interrupted (the service is stopping): whoever still waits is answered, not left hanging.
+      Effect.ensuring(Effect.sync(() => {
+        flushing = false
+        for (const [, done] of toRelease) Deferred.unsafeDone(done, Exit.void)
+        for (const [, done] of toClaim) Deferred.unsafeDone(done, Exit.fail(new DatabaseUnavailable({ cause: "ownership closing" })))
+        toRelease.clear()
+        toClaim.clear()
+      }))
+    )
+    const startFlush = Effect.suspend(() => {
+      if (flushing) return Effect.void
+      flushing = true
+      return Effect.asVoid(Effect.forkIn(flush, scope))
+    })
+    const lockOne = (projectId: ProjectId) =>
+      Effect.suspend(() => {
+        let done = toClaim.get(projectId)
+        if (done === undefined) {
+          done = Deferred.unsafeMake<boolean, DatabaseUnavailable>(FiberId.none)
+          toClaim.set(projectId, done)
+        }
+        return Effect.zipRight(startFlush, Deferred.await(done))
+      })
+
+    /** Claims those of the projects no instance holds; returns them. */
     const claimAll = Effect.fn("Ownership.claimAll")((projectIds: ReadonlyArray<ProjectId>) =>
       Effect.gen(function* () {
         const candidates = projectIds.filter((projectId) => !held.has(projectId))
         if (candidates.length === 0) return []
-        const connection = yield* connected
         for (const projectId of candidates) held.set(projectId, 1)
-        const claimed = yield* serially(Effect.tryPromise({
-          try: () => lockAll(connection, candidates),
-          catch: (cause) => new DatabaseUnavailable({ cause })
-        })).pipe(Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId)))))
-        for (const projectId of candidates) if (!claimed.has(projectId)) held.delete(projectId)
-        return candidates.filter((projectId) => claimed.has(projectId))
+        const claimed = yield* Effect.forEach(candidates, lockOne, { concurrency: "unbounded" }).pipe(
+          Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId))))
+        )
+        const won = candidates.filter((_, i) => claimed[i] === true)
+        for (const projectId of candidates) if (!won.includes(projectId)) held.delete(projectId)
+        return won
       }))
 
     /**
@@ -120,12 +189,12 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         if (count === undefined) return Effect.void
         if (count > 1) return Effect.sync(() => held.set(projectId, count - 1))
         held.delete(projectId)
-        return connected.pipe(
-          Effect.flatMap((connection) =>
-            serially(Effect.tryPromise(() => connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 12))", [projectId])))
-          ),
-          Effect.ignore
-        )
+        let done = toRelease.get(projectId)
+        if (done === undefined) {
+          done = Deferred.unsafeMake<void>(FiberId.none)
+          toRelease.set(projectId, done)
+        }
+        return Effect.zipRight(startFlush, Deferred.await(done))
       })
 
     return {
