@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import pg from "pg"
 import { eventually, fakeIdle, newProject, TEST_API_KEY } from "./support/ChatApp.js"
 import { type ChatClient, connect, type MessageChunk, type MessageComplete } from "./support/ChatClient.js"
 import { gate } from "./support/FakeAnthropic.js"
@@ -52,7 +53,7 @@ const cluster = (n: number, extra: Record<string, string> = {}) =>
     const services = [first, ...rest]
     yield* Effect.forEach(services, (service) => awaitPeers(service, n - 1), { concurrency: "unbounded" })
     const sql = yield* directSql(database)
-    return { fake, services, sql }
+    return { fake, services, sql, database, env }
   })
 
 describe("several instances on one database", () => {
@@ -104,6 +105,75 @@ describe("several instances on one database", () => {
       expectTokens(end.fullContent, series)
       expect(assembled(chunksOf(onB, start.messageId))).toBe(end.fullContent)
       expect(yield* messageRow(sql, start.messageId)).toEqual({ status: "complete", content: end.fullContent })
+    }), 120_000)
+
+  it.scopedLive("an answer no other instance follows stays off the bus after its first second; a client joining on B brings its events back", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], database } = yield* cluster(2)
+      // Everything said on the events channel, as another instance hears it.
+      const lines: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const listener = new pg.Client({ connectionString: database })
+          await listener.connect()
+          listener.on("notification", (notification) => lines.push(...(notification.payload ?? "").split("\n").slice(1)))
+          await listener.query("LISTEN chat_events")
+          return listener
+        }),
+        (listener) => Effect.promise(() => listener.end())
+      )
+      const series = numberedChunks(40, "a")
+      const held = gate()
+      fake.enqueueChat({ kind: "text", chunks: series, pauseAfter: 10, resume: held.promise })
+      const project = yield* newProject(a!, "Only on A")
+      const onA = yield* connect(a!.wsUrl, project.id)
+      const start = yield* startAnswer(onA, "Go")
+      yield* seenChunk(onA, start.messageId, 10)
+      // Past the first second, in which the events go out whoever follows (a follower's word may be on its way).
+      yield* Effect.sleep("1500 millis")
+      const relayed = () => lines.filter((line) => line.startsWith(`${project.id} e `)).length
+      const relayedBefore = relayed()
+      held.open()
+      const end = yield* complete(onA, start.messageId)
+      expectTokens(end.fullContent, series)
+      expect(relayed(), "nothing of an answer no other instance follows on the bus").toBe(relayedBefore)
+
+      // A client on B: B says it follows (`s`), and the next answer's events go out, every one.
+      const next = numberedChunks(30, "b")
+      fake.enqueueChat({ kind: "text", chunks: next, chunkDelayMs: 5 })
+      const onB = yield* connect(b!.wsUrl, project.id)
+      yield* eventually("B's follow heard", Effect.sync(() => lines.some((line) => line.startsWith(`${project.id} s`))), (seen) => seen, 20_000)
+      const second = yield* startAnswer(onA, "And more")
+      const endOnA = yield* complete(onA, second.messageId)
+      const endOnB = yield* complete(onB, second.messageId)
+      expectTokens(endOnA.fullContent, next)
+      expect(answerEvents(onB, second.messageId), "B's client saw exactly A's events").toEqual(answerEvents(onA, second.messageId))
+      expect(endOnB).toEqual(endOnA)
+      expect(relayed()).toBeGreaterThan(relayedBefore + next.length)
+    }), 120_000)
+
+  it.scopedLive("an instance started later learns who follows what: a client on B hears all of an answer the new C generates", () =>
+    Effect.gen(function* () {
+      const { fake, services: [a, b], env } = yield* cluster(2)
+      const project = yield* newProject(a!, "Followed on B")
+      const onB = yield* connect(b!.wsUrl, project.id)
+      // B followed the project before C existed; C asks (`h`) and B says it again (`f`).
+      const c = yield* spawnHealthyService(env)
+      yield* awaitPeers(c, 2)
+      const series = numberedChunks(30, "c")
+      const held = gate()
+      fake.enqueueChat({ kind: "text", chunks: series, pauseAfter: 5, resume: held.promise })
+      const onC = yield* connect(c.wsUrl, project.id)
+      const start = yield* startAnswer(onC, "Go")
+      yield* seenChunk(onC, start.messageId, 5)
+      // Past the first second: what C sends from now on depends on knowing that B follows.
+      yield* Effect.sleep("1500 millis")
+      held.open()
+      const endOnC = yield* complete(onC, start.messageId)
+      const endOnB = yield* complete(onB, start.messageId)
+      expectTokens(endOnC.fullContent, series)
+      expect(endOnB).toEqual(endOnC)
+      expect(assembled(chunksOf(onB, start.messageId))).toBe(endOnC.fullContent)
     }), 120_000)
 
   it.scopedLive("a cancel sent on B stops the answer generating on A; a continue sent on B goes on with it there, heard on A", () =>

@@ -1,12 +1,15 @@
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Events from "../chat/Events.js"
 import { Rooms, type Subscriber } from "../chat/Rooms.js"
 import { ProjectNotFound } from "../domain/Errors.js"
 import type { MessageId, ProjectId } from "../domain/Ids.js"
 import { Bus } from "./Bus.js"
+import { FORGET_FOLLOWER_MS, Followers, UNSURE_OF_FOLLOWERS_MS } from "./Followers.js"
 import { Instances } from "./Instances.js"
 
 /** At most one notification (per ~7 KB of events) per this many ms: events in between travel together. */
@@ -19,13 +22,17 @@ const CHANNEL = "chat_events"
 
 /**
  * A notification: a header line (who sent it), then one line per item, `<projectId> <kind>
- * <body>`: `e` an encoded server event (JSON never holds a raw newline), `s` a request for
- * the snapshot of the project's running answer, `c` a request to cancel it (body: its id or empty),
- * `d` the project was deleted.
+ * <body>`: `e` an encoded server event (JSON never holds a raw newline), `s` the sender
+ * follows the project now and asks for the snapshot of its running answer, `f` it follows the
+ * project (said again for an instance that may not know it), `u` it no longer follows it,
+ * `h` a new (or reconnected) instance asks everyone to say what they follow, `c` a request to
+ * cancel the project's answer (body: its id or empty), `d` the project was deleted.
  */
 const Header = Schema.parseJson(Schema.Struct({ from: Schema.String }))
 const decodeHeader = Schema.decodeUnknownOption(Header)
 const PROJECT_ID_LENGTH = 36
+/** The project field of a line about no project (`h`). */
+const NO_PROJECT = "00000000-0000-0000-0000-000000000000" as ProjectId
 
 /** The fields of a relayed event that following it needs (the rest is passed on as it is). */
 const RelayedEvent = Schema.parseJson(Schema.Struct({
@@ -49,9 +56,10 @@ interface Mirror {
 /**
  * Live events between instances, over the bus: what a project's answer (generated on one
  * instance) sends reaches the project's sockets on every instance, in order and once. Every
- * instance listens to one channel; events are sent to it only while another instance is
- * alive, batched (one notification per BATCH_MS, split at PAYLOAD_BYTES), and a receiver
- * skips the projects it has no sockets on before parsing anything. A follower keeps a mirror
+ * instance listens to one channel; a project's events are sent to it only while another
+ * instance follows the project (has sockets on it; each says so with `s`/`f` and `u`), batched
+ * (one notification per BATCH_MS, split at PAYLOAD_BYTES), and a receiver skips the projects
+ * it has no sockets on before parsing anything. A follower keeps a mirror
  * of the running answer for the catch-ups of its own sockets, asks the owner for a snapshot
  * when its first socket joins, and drops what its mirror already holds (by offset), so that
  * nothing is missing or repeated.
@@ -66,6 +74,8 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
     const mirrors = new Map<ProjectId, Mirror>()
     /** Projects this instance has sockets on (how many), whose events it wants. */
     const following = new Map<ProjectId, number>()
+    /** The other instances following each project: only those projects' events go to the bus. */
+    const followers = new Followers()
     let pending: Array<string> = []
     let flushAt: ReturnType<typeof setTimeout> | undefined
     let lastSent = Number.NEGATIVE_INFINITY
@@ -101,16 +111,38 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
     }
 
     /** Queues an item for the other instances: sent within BATCH_MS, or at once when `urgent`. */
-    const send = (projectId: ProjectId, kind: "e" | "s" | "c" | "d", body: string, urgent = false) => {
+    const send = (projectId: ProjectId, kind: "e" | "s" | "f" | "u" | "h" | "c" | "d", body: string, urgent = false) => {
       pending.push(`${projectId} ${kind} ${body}`)
       if (urgent) return flush()
       if (flushAt === undefined) flushAt = setTimeout(flush, Math.max(0, BATCH_MS - (performance.now() - lastSent)))
     }
 
-    /** Every event broadcast on this instance goes to the others too, while there are others. */
+    /**
+     * An event broadcast on this instance goes to the others too when one of them follows its
+     * project, and during its answer's first second while any other instance is alive: a
+     * follower's `s` sent just before the answer started may still be on its way.
+     */
     rooms.relayTo((projectId, json) => {
-      if (instances.hasPeers()) send(projectId, "e", json)
+      if (followers.any(projectId)) return send(projectId, "e", json)
+      const startedAt = rooms.running(projectId)?.startedAt
+      if (startedAt !== undefined && performance.now() - startedAt < UNSURE_OF_FOLLOWERS_MS && instances.hasPeers()) send(projectId, "e", json)
     })
+
+    const forgetGone = Effect.sync(() => followers.forgetGone(instances.peerIds()))
+    yield* Effect.forkScoped(Effect.repeat(forgetGone, Schedule.spaced(Duration.millis(FORGET_FOLLOWER_MS / 2))))
+
+    /** The project's running answer here, as one catch-up for the other instances. */
+    const sendSnapshot = (projectId: ProjectId) => {
+      const generation = rooms.running(projectId)
+      if (generation === undefined) return
+      // What is pending for it goes first: the snapshot covers it, the follower drops it by offset.
+      for (const json of generation.catchUp()) send(projectId, "e", json)
+      flush()
+    }
+    /** Tells the other instances every project this one follows (they may not know: new, or reconnected). */
+    const announceFollowing = () => {
+      for (const projectId of following.keys()) send(projectId, "f", "")
+    }
 
     const catchUpOf = (mirror: Mirror): ReadonlyArray<string> => {
       const start = Events.messageStart(mirror.messageId, mirror.userMessageId, true)
@@ -149,20 +181,31 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
       }
     }
 
-    const receiveLine = (line: string) => {
+    const receiveLine = (from: string, line: string) => {
       const projectId = line.slice(0, PROJECT_ID_LENGTH) as ProjectId
       const kind = line.charAt(PROJECT_ID_LENGTH + 1)
       const body = line.slice(PROJECT_ID_LENGTH + 3)
-      if (kind === "e") return following.has(projectId) ? receiveEvent(projectId, body) : undefined
-      if (kind === "d") return Effect.runFork(closeDeleted(projectId))
-      const generation = rooms.running(projectId)
-      if (generation === undefined) return
-      if (kind === "s") {
-        // What is pending for it goes first: the snapshot covers it, the follower drops it by offset.
-        for (const json of generation.catchUp()) send(projectId, "e", json)
-        return flush()
+      switch (kind) {
+        case "e":
+          return following.has(projectId) ? receiveEvent(projectId, body) : undefined
+        case "s":
+          followers.add(projectId, from)
+          return sendSnapshot(projectId)
+        case "f":
+          // A follower this instance did not know of may have missed the answer's start.
+          return followers.add(projectId, from) ? sendSnapshot(projectId) : undefined
+        case "u":
+          return followers.remove(projectId, from)
+        case "h":
+          return announceFollowing()
+        case "d":
+          return Effect.runFork(closeDeleted(projectId))
+        case "c": {
+          const generation = rooms.running(projectId)
+          if (generation !== undefined && (body === "" || body === generation.messageId)) Effect.runFork(generation.stop("cancelled"))
+          return
+        }
       }
-      if (kind === "c" && (body === "" || body === generation.messageId)) Effect.runFork(generation.stop("cancelled"))
     }
 
     /**
@@ -187,14 +230,19 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
         const from = Option.getOrUndefined(decodeHeader(lines[0]))?.from
         if (from === undefined || from === self) return
         instances.sawPeer()
-        for (let i = 1; i < lines.length; i++) receiveLine(lines[i] ?? "")
+        followers.heard(from)
+        for (let i = 1; i < lines.length; i++) receiveLine(from, lines[i] ?? "")
       },
-      // Notifications may have been missed: every mirror is rebuilt from its owner's snapshot.
+      // Notifications may have been missed: every mirror is rebuilt from its owner's snapshot,
+      // and the others say again what they follow.
       onReconnect: () => {
         mirrors.clear()
         for (const projectId of following.keys()) requestSnapshot(projectId)
+        if (instances.hasPeers()) send(NO_PROJECT, "h", "", true)
       }
     }).pipe(Effect.orDie)
+    // A new instance learns who follows what before it serves anything.
+    if (instances.hasPeers()) send(NO_PROJECT, "h", "", true)
 
     /**
      * Wants the project's events until the scope closes (counted); the first one asks the
@@ -213,6 +261,7 @@ export class Relay extends Effect.Service<Relay>()("Relay", {
             if (count > 0) return void following.set(projectId, count)
             following.delete(projectId)
             mirrors.delete(projectId)
+            if (instances.hasPeers()) send(projectId, "u", "")
           })
       )
 
