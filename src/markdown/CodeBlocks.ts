@@ -32,16 +32,27 @@
  *   CommonMark backslash-escape and entity decoding, lowercased with no other
  *   interpretation: "{.js}" gives "{.js}", "c\+\+" gives "c++".
  */
-import MarkdownIt from "markdown-it"
+import type MarkdownIt from "markdown-it"
+import { createRequire } from "node:module"
 import { CodeBlock } from "../domain/CodeBlock.js"
 
+const require = createRequire(import.meta.url)
+let shared: MarkdownIt | undefined
+
 /**
- * One shared parser. Only block structure matters here, so the inline phase is
- * disabled: fence tokens are produced by the block phase, and skipping inline
- * parsing saves most of the work on long answers.
+ * One shared parser, made at the first use: markdown-it's ES modules are some 80 files that a
+ * starting service need not load (its CommonJS build is a few). Only block structure matters
+ * here, so the inline phase is disabled: fence tokens are produced by the block phase, and
+ * skipping inline parsing saves most of the work on long answers.
  */
-const md = new MarkdownIt("commonmark")
-md.core.ruler.disable(["inline", "text_join"])
+const parser = (): MarkdownIt => {
+  if (shared === undefined) {
+    const Parser = require("markdown-it") as typeof MarkdownIt
+    shared = new Parser("commonmark")
+    shared.core.ruler.disable(["inline", "text_join"])
+  }
+  return shared
+}
 
 /** markdown-it's token type (its package root does not export it by name). */
 type Token = ReturnType<MarkdownIt["parse"]>[number]
@@ -83,7 +94,7 @@ const lineTable = (text: string): LineTable => {
 
 /** First word of the info string, lowercased; null when there is none. */
 const languageOf = (info: string): string | null => {
-  const word = md.utils.unescapeAll(info).trim().split(/\s+/)[0] ?? ""
+  const word = parser().utils.unescapeAll(info).trim().split(/\s+/)[0] ?? ""
   return word === "" ? null : word.toLowerCase()
 }
 
@@ -144,7 +155,7 @@ export const extractCodeBlocks = (markdown: string): ReadonlyArray<CodeBlock> =>
   try {
     const lines = lineTable(markdown)
     const blocks: Array<CodeBlock> = []
-    for (const token of md.parse(markdown, {})) {
+    for (const token of parser().parse(markdown, {})) {
       if (token.type !== "fence") continue
       const block = toCodeBlock(token, markdown, lines)
       if (block !== null) blocks.push(block)
