@@ -163,9 +163,10 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         const claimed = yield* Effect.forEach(candidates, lockOne, { concurrency: "unbounded" }).pipe(
           Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId))))
         )
-        const won = candidates.filter((_, i) => claimed[i] === true)
-        for (const projectId of candidates) if (!won.includes(projectId)) held.delete(projectId)
-        return won
+        candidates.forEach((projectId, i) => {
+          if (!claimed[i]) held.delete(projectId)
+        })
+        return candidates.filter((_, i) => claimed[i])
       }))
 
     /**
