@@ -65,6 +65,23 @@ const fakeIdle = (fake: FakeAnthropic) =>
 const bodyOf = (fake: FakeAnthropic, i: number) => fake.requests[i]?.body as Record<string, unknown> | undefined
 
 describe.concurrent("ClaudeLive: streaming", () => {
+  it.scopedLive("a request cancelled while the SDK is still loading does not stop the others", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropicScoped
+      fake.enqueue({ kind: "text", chunks: ["Still", " here"] })
+      fake.enqueue({ kind: "text", chunks: ["Still", " here"] })
+      // Both ask before the SDK has loaded (the layer loads it a second after it is built, or when asked).
+      const claude = yield* claudeFor(fake)
+      const cancelled = yield* Effect.fork(runStream(claude.stream(REQUEST)))
+      const other = yield* Effect.fork(runStream(claude.stream(REQUEST)))
+      // Both are waiting for the SDK now (loading it takes far longer than a turn of the scheduler).
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(cancelled)
+      const { seen, error } = yield* Fiber.join(other)
+      expect(error).toBeUndefined()
+      expect(texts(seen).join("")).toBe("Still here")
+    }), TEST_TIMEOUT)
+
   it.scopedLive("streams text deltas in order, then exactly one Finished with stop reason and token usage", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropicScoped

@@ -49,20 +49,32 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     const sql = yield* SqlClient.SqlClient
     const columns = sql.literal(MESSAGE_ROW_COLUMNS)
 
-    const insertUserRow = SqlSchema.findOne({
-      Request: Schema.Struct({ projectId: ProjectId, content: Schema.String, clientMessageId: Schema.NullOr(Schema.String) }),
-      Result: MessageRow,
-      execute: (request) =>
-        sql`INSERT INTO messages ${sql.insert({ ...request, role: "user", status: "complete" })}
-            ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
-            RETURNING ${columns}`
-    })
-
     const findOneByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ projectId: ProjectId, clientMessageId: Schema.String }),
       Result: MessageRow,
       execute: ({ projectId, clientMessageId }) =>
         sql`SELECT ${columns} FROM messages WHERE project_id = ${projectId} AND client_message_id = ${clientMessageId}`
+    })
+
+    /**
+     * A first send: the question and the row its answer streams into, in one statement (atomic,
+     * one round trip: the question's row is written first, so it comes first). No row when the
+     * send is a retry (its `clientMessageId` is stored already).
+     */
+    const QuestionAndAnswerRow = Schema.Struct({ ...MessageRow.fields, answerId: MessageId })
+    const insertQuestionAndAnswerRow = SqlSchema.findOne({
+      Request: Schema.Struct({ projectId: ProjectId, content: Schema.String, clientMessageId: Schema.NullOr(Schema.String) }),
+      Result: QuestionAndAnswerRow,
+      execute: (request) =>
+        sql`WITH question AS (
+              INSERT INTO messages ${sql.insert({ ...request, role: "user", status: "complete" })}
+              ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+              RETURNING ${columns}
+            ), answer AS (
+              INSERT INTO messages (project_id, role, content, status)
+              SELECT project_id, 'assistant', '', 'streaming' FROM question RETURNING id
+            )
+            SELECT question.*, answer.id AS answer_id FROM question, answer`
     })
 
     const insertAssistantRow = SqlSchema.single({
@@ -131,53 +143,34 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
             ) resumable WHERE user_message_id IS NOT NULL`
     })
 
-    /**
-     * Stores a user message. With a `clientMessageId` already stored for the project, the
-     * stored message is returned instead (`created: false`): a client's retry is not a new message.
-     */
-    const insertUser = Effect.fn("Messages.insertUser")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
-      insertUserRow({ projectId, content, clientMessageId }).pipe(
-        Effect.flatMap(
-          Option.match({
-            onSome: (message) => Effect.succeed({ message, created: true }),
-            // The insert conflicted, so the row exists: this is the client's earlier send.
-            onNone: () =>
-              findOneByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(
-                Effect.flatMap(Effect.orDie),
-                Effect.map((message) => ({ message, created: false }))
-              )
-          })
-        ),
-        Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
-        orUnavailableKeeping
-      ))
-
     /** The user message a client sent earlier under `clientMessageId`, if any. */
     const findUserByClientId = Effect.fn("Messages.findUserByClientId")((projectId: ProjectId, clientMessageId: string) =>
       findOneByClientId({ projectId, clientMessageId }).pipe(orUnavailable))
 
-    /** The row an answer streams into: visible as `streaming` until it is finished. */
-    const insertAssistant = Effect.fn("Messages.insertAssistant")((projectId: ProjectId) =>
-      insertAssistantRow(projectId).pipe(
-        Effect.map((row) => row.id),
+    /**
+     * The user message and the row its answer streams into, atomically: when the project
+     * already streams an answer (on any instance: the unique index says so) the question is
+     * not stored either. A retried send (its `clientMessageId` stored) gets its stored
+     * question (`created: false`) and `answerId` none when it was answered already.
+     */
+    const insertQuestion = Effect.fn("Messages.insertQuestion")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
+      insertQuestionAndAnswerRow({ projectId, content, clientMessageId }).pipe(
+        Effect.flatMap(Option.match({
+          onSome: ({ answerId, ...question }) =>
+            Effect.succeed({ message: new MessageRow(question), created: true, answerId: Option.some(answerId) }),
+          onNone: () =>
+            sql.withTransaction(Effect.gen(function* () {
+              const message = yield* findOneByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(Effect.flatMap(Effect.orDie))
+              const answered = Option.isSome(yield* answerTo(message.id))
+              const answerId = answered ? Option.none<MessageId>() : Option.some((yield* insertAssistantRow(projectId)).id)
+              return { message, created: false, answerId }
+            }))
+        })),
         Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
         // The database allows one streaming answer per project, whichever process started it.
         Effect.catchIf(isUniqueViolation, () => Effect.fail(new ChatBusy({ messageId: "" }))),
         orUnavailableKeeping
       ))
-
-    /**
-     * The user message and the row its answer streams into, in one transaction: when the
-     * project already streams an answer (on any instance: the unique index says so) the
-     * question is not stored either. `answerId` is none for a retried send already answered.
-     */
-    const insertQuestion = Effect.fn("Messages.insertQuestion")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
-      sql.withTransaction(Effect.gen(function* () {
-        const { message, created } = yield* insertUser(projectId, content, clientMessageId)
-        const answered = !created && Option.isSome(yield* answerTo(message.id))
-        const answerId = answered ? Option.none<MessageId>() : Option.some(yield* insertAssistant(projectId))
-        return { message, created, answerId }
-      })).pipe(orUnavailableKeeping))
 
     /** The project's streaming answer, and whether it is recent (`withinSeconds`) and bounded enough to go on. */
     const streamingIn = Effect.fn("Messages.streamingIn")((projectId: ProjectId, withinSeconds: number, maxContinuations: number) =>
@@ -263,9 +256,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
       resumableRows({ withinSeconds: Duration.toSeconds(within), maxContinuations }).pipe(orUnavailable)
 
     return {
-      insertUser,
       findUserByClientId,
-      insertAssistant,
       insertQuestion,
       streamingIn,
       streamingProjects,
