@@ -279,6 +279,34 @@ describe("idempotent send (clientMessageId)", () => {
     60_000
   )
 
+
+  it.scopedLive("a retry acknowledged on one connection: the same retry on another, while the first still holds the project, is acknowledged too", () =>
+    Effect.gen(function* () {
+      const database = yield* freshDatabase
+      const proxy = yield* TcpProxyScoped(targetOf(database))
+      const { stepper, app, project } = yield* steppedProject("Two retries", { DATABASE_URL: proxy.urlFor(database) })
+      const cmid = `retry-${randomUUID()}`
+      const a = yield* open(app, project.id)
+      const c = yield* open(app, project.id)
+      const start = yield* startAnswer(a, "Build a todo app", { clientMessageId: cmid })
+      const stream = yield* Effect.promise(() => stepper.nextStream())
+      yield* Effect.promise(() => stream.emit("Done."))
+      yield* Effect.promise(() => stream.finish())
+      yield* a.untilComplete(start.messageId)
+
+      // Every reply of PostgreSQL is slow now: after acknowledging a's retry, the service still
+      // holds the project until its claim is released, a round trip later. c's retry comes then.
+      proxy.setDelay(1000)
+      yield* a.chat("Build a todo app", { clientMessageId: cmid })
+      yield* a.next((e): e is MessageComplete => e.type === "message_complete" && e.messageId === start.messageId && a.events.filter((x) => x.type === "message_complete").length === 2)
+      yield* c.chat("Build a todo app", { clientMessageId: cmid })
+      const ackC = yield* c.next((e) => e.type === "message_start" && e.resumed === true, 30_000)
+      expect(ackC).toMatchObject({ messageId: start.messageId, userMessageId: start.userMessageId })
+      const completeC = yield* c.next((e): e is MessageComplete => e.type === "message_complete" && e.messageId === start.messageId, 30_000)
+      expect(completeC).toMatchObject({ status: "complete", fullContent: "Done." })
+      proxy.setDelay(0)
+      expect(stepper.requests.filter((r) => r["stream"] === true), "one Claude request").toHaveLength(1)
+    }), 60_000)
   it.scopedLive("a retry of an answered message is acknowledged (not BUSY) while another answer of the project streams", () =>
     Effect.gen(function* () {
       const { stepper, app, project } = yield* steppedProject("Idempotent busy")
