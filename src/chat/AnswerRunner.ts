@@ -80,19 +80,31 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
         return true
       })
 
-    /** Runs `use` on a project this instance has claimed; the claim is given up unless it started an answer. */
+    const unreserve = (projectId: ProjectId) => Effect.sync(() => rooms.unreserve(projectId))
+
+    /**
+     * Runs `use` on a project this instance has reserved and claimed. The reservation ends with
+     * `use` (an answer it started holds the project itself; a send answered already must not keep
+     * the same send on another connection waiting while the claim is given back); the claim is
+     * given up after, unless `use` started an answer.
+     */
     const whileClaimed = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
-      Effect.onExit(use, (exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : ownership.release(projectId))
+      Effect.onExit(Effect.ensuring(use, unreserve(projectId)), (exit) =>
+        Exit.isSuccess(exit) && exit.value ? Effect.void : ownership.release(projectId))
 
     /**
      * Claims the project the caller reserved and runs `use` (see `whileClaimed`); BUSY when
      * another instance owns it. The reservation ends in any case.
      */
     const owning = <E>(projectId: ProjectId, use: Effect.Effect<boolean, E>) =>
-      Effect.gen(function* () {
-        if (yield* ownership.claim(projectId)) return yield* whileClaimed(projectId, use)
-        return yield* new ChatBusy({ messageId: relay.runsElsewhere(projectId) ?? "" })
-      }).pipe(Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))), Effect.uninterruptible, Effect.asVoid)
+      ownership.claim(projectId).pipe(
+        Effect.onExit((exit) => (Exit.isSuccess(exit) && exit.value ? Effect.void : unreserve(projectId))),
+        Effect.flatMap((claimed): Effect.Effect<boolean, E | ChatBusy> =>
+          claimed ? whileClaimed(projectId, use) : Effect.fail(new ChatBusy({ messageId: relay.runsElsewhere(projectId) ?? "" }))
+        ),
+        Effect.uninterruptible,
+        Effect.asVoid
+      )
 
     /** `owning` for the instance's own work (startup, takeovers): a busy or failing project is skipped. */
     const withProject = (projectId: ProjectId, use: Effect.Effect<boolean, unknown>) =>
@@ -134,11 +146,7 @@ export class AnswerRunner extends Effect.Service<AnswerRunner>()("AnswerRunner",
       tooOld = 0
       for (const projectId of yield* ownership.claimAll(candidates)) {
         if (!rooms.reserve(projectId)) yield* ownership.release(projectId)
-        else yield* whileClaimed(projectId, takeOver(projectId, atStartup)).pipe(
-          Effect.ensuring(Effect.sync(() => rooms.unreserve(projectId))),
-          Effect.uninterruptible,
-          Effect.ignore
-        )
+        else yield* whileClaimed(projectId, takeOver(projectId, atStartup)).pipe(Effect.uninterruptible, Effect.ignore)
       }
       if (tooOld > 0) {
         yield* Effect.logWarning(`answers left streaming by ${atStartup ? "a crash" : "a stopped instance"} were marked interrupted`)

@@ -83,12 +83,7 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
       Effect.gen(function* () {
         const clientMessageId = frame.clientMessageId ?? null
         const { message: userMessage, created, answerId } = yield* messages.insertQuestion(projectId, frame.content, clientMessageId)
-        if (Option.isNone(answerId)) {
-          // Nothing starts: a retry of this send on another connection, meanwhile, is acknowledged
-          // too (it would otherwise wait for a start, see `send`).
-          rooms.startsNothing(projectId)
-          return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
-        }
+        if (Option.isNone(answerId)) return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
         yield* runner.launch(projectId, new Generation(answerId.value, userMessage.id, clientMessageId))
         if (created) {
           const announceTitle = titles.forFirstMessage(projectId, frame.content).pipe(

@@ -83,11 +83,6 @@ export class Rooms extends Effect.Service<Rooms>()("Rooms", {
       },
       /** Whether the project is reserved for the send `clientMessageId` (its answer is about to start). */
       isReservedFor: (projectId: ProjectId, clientMessageId: string): boolean => rooms.get(projectId)?.reservedFor === clientMessageId,
-      /** The reserved send turned out to be answered already: no answer will start for it. */
-      startsNothing: (projectId: ProjectId): void => {
-        const room = rooms.get(projectId)
-        if (room !== undefined) room.reservedFor = null
-      },
       /** Gives up a claim that did not become an answer (harmless after `begin`). */
       unreserve: (projectId: ProjectId): void => {
         const room = rooms.get(projectId)

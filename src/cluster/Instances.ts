@@ -22,7 +22,6 @@ export class Instances extends Effect.Service<Instances>()("Instances", {
     const bus = yield* Bus
     const lifecycle = yield* Lifecycle
     const id = bus.instanceId
-    let peers = 0
     let livePeers = 0
     /** The other instances seen within PEER_TIMEOUT at the last heartbeat. */
     let peerIds: ReadonlySet<string> = new Set()
@@ -31,16 +30,15 @@ export class Instances extends Effect.Service<Instances>()("Instances", {
 
     const beat = Effect.gen(function* () {
       const draining = yield* lifecycle.isDraining
-      const rows = yield* sql<{ peers: number; livePeers: number; ids: ReadonlyArray<string> | null }>`
+      const rows = yield* sql<{ livePeers: number; ids: ReadonlyArray<string> | null }>`
         WITH me AS (
           INSERT INTO instances (id, seen_at, draining) VALUES (${id}, NOW(), ${draining})
           ON CONFLICT (id) DO UPDATE SET seen_at = NOW(), draining = EXCLUDED.draining
         ), forgotten AS (
           DELETE FROM instances WHERE seen_at < NOW() - make_interval(secs => ${FORGET_AFTER_SECONDS})
         )
-        SELECT count(*)::int AS peers, (count(*) FILTER (WHERE NOT draining))::int AS live_peers, array_agg(id) AS ids FROM instances
+        SELECT (count(*) FILTER (WHERE NOT draining))::int AS live_peers, array_agg(id) AS ids FROM instances
         WHERE id <> ${id} AND seen_at > NOW() - make_interval(secs => ${PEER_TIMEOUT_SECONDS})`
-      peers = rows[0]?.peers ?? 0
       livePeers = rows[0]?.livePeers ?? 0
       peerIds = new Set(rows[0]?.ids ?? [])
     })
@@ -52,7 +50,7 @@ export class Instances extends Effect.Service<Instances>()("Instances", {
     return {
       id,
       /** Another instance may listen: live events go to the bus. */
-      hasPeers: (): boolean => peers > 0 || performance.now() - peerSignalAt < PEER_TIMEOUT_SECONDS * 1000,
+      hasPeers: (): boolean => peerIds.size > 0 || performance.now() - peerSignalAt < PEER_TIMEOUT_SECONDS * 1000,
       /** The other instances alive at the last heartbeat (a message from one not listed yet may be newer). */
       peerIds: (): ReadonlySet<string> => peerIds,
       /** A message of another instance arrived: it is alive, whatever the last heartbeat said. */
@@ -61,7 +59,7 @@ export class Instances extends Effect.Service<Instances>()("Instances", {
       },
       /** Another instance is alive and not shutting down (asked of the database now): it can take answers over. */
       livePeerExists: beat.pipe(Effect.map(() => livePeers > 0), Effect.orElseSucceed(() => false)),
-      status: Effect.sync(() => ({ id, peers, livePeers }))
+      status: Effect.sync(() => ({ id, peers: peerIds.size, livePeers }))
     } as const
   })
 }) {}

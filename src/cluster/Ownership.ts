@@ -144,15 +144,15 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
       flushing = true
       return Effect.asVoid(Effect.forkIn(flush, scope))
     })
-    const lockOne = (projectId: ProjectId) =>
-      Effect.suspend(() => {
-        let done = toClaim.get(projectId)
-        if (done === undefined) {
-          done = Deferred.unsafeMake<boolean, DatabaseUnavailable>(FiberId.none)
-          toClaim.set(projectId, done)
-        }
-        return Effect.zipRight(startFlush, Deferred.await(done))
-      })
+    /** The project's place in the next statement (one per project however many ask). */
+    const enqueue = <A, E>(waiting: Map<ProjectId, Deferred.Deferred<A, E>>, projectId: ProjectId) => {
+      let done = waiting.get(projectId)
+      if (done === undefined) {
+        done = Deferred.unsafeMake<A, E>(FiberId.none)
+        waiting.set(projectId, done)
+      }
+      return done
+    }
 
     /** Claims those of the projects no instance holds; returns them. */
     const claimAll = Effect.fn("Ownership.claimAll")((projectIds: ReadonlyArray<ProjectId>) =>
@@ -160,7 +160,9 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         const candidates = projectIds.filter((projectId) => !held.has(projectId))
         if (candidates.length === 0) return []
         for (const projectId of candidates) held.set(projectId, 1)
-        const claimed = yield* Effect.forEach(candidates, lockOne, { concurrency: "unbounded" }).pipe(
+        const waits = candidates.map((projectId) => enqueue(toClaim, projectId))
+        yield* startFlush
+        const claimed = yield* Effect.forEach(waits, Deferred.await).pipe(
           Effect.tapError(() => Effect.sync(() => candidates.forEach((projectId) => held.delete(projectId))))
         )
         candidates.forEach((projectId, i) => {
@@ -190,11 +192,7 @@ export class Ownership extends Effect.Service<Ownership>()("Ownership", {
         if (count === undefined) return Effect.void
         if (count > 1) return Effect.sync(() => held.set(projectId, count - 1))
         held.delete(projectId)
-        let done = toRelease.get(projectId)
-        if (done === undefined) {
-          done = Deferred.unsafeMake<void>(FiberId.none)
-          toRelease.set(projectId, done)
-        }
+        const done = enqueue(toRelease, projectId)
         return Effect.zipRight(startFlush, Deferred.await(done))
       })
 
