@@ -4,9 +4,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { startEmbeddedPostgres } from "../src/db/EmbeddedPostgres.js"
+import { freePort } from "./support/FreePort.js"
 
 const isRoot = process.getuid?.() === 0
-const freePort = 55_000 + (process.pid % 1000)
 
 describe("embedded PostgreSQL in a private folder", () => {
   // As root, PostgreSQL runs as "postgres"; a checkout under a mode-700 folder (mktemp -d,
@@ -16,8 +16,10 @@ describe("embedded PostgreSQL in a private folder", () => {
       const privateDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "gochat-private-"))
       Fs.chmodSync(privateDir, 0o700)
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(privateDir, { recursive: true, force: true })))
+      // A port free now (a fixed one may be another connection's ephemeral port).
+      const port = yield* Effect.promise(freePort)
       const started = yield* Effect.scoped(
-        startEmbeddedPostgres({ dataDir: Path.join(privateDir, "data"), port: freePort, database: "access_test" }).pipe(Effect.as(true))
+        startEmbeddedPostgres({ dataDir: Path.join(privateDir, "data"), port, database: "access_test" }).pipe(Effect.as(true))
       )
       expect(started).toBe(true)
       // Search permission for others, nothing more: still not listable or readable by them.
