@@ -39,6 +39,8 @@ export interface AppConfigShape {
   readonly contextTokenBudget: number
   readonly maxMessageChars: number
   readonly maxBodyBytes: number
+  /** Bytes of REST bodies kept to answer repeated reads (`ReadCache`); 0 turns it off. */
+  readonly restCacheBytes: number
   readonly logLevel: LogLevel.LogLevel
   /** Empty means any origin (`*`). */
   readonly corsOrigins: ReadonlyArray<string>
@@ -184,6 +186,7 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 160_000),
   maxMessageChars: positiveInt("MAX_MESSAGE_CHARS", 100_000),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
+  restCacheBytes: boundedInt("REST_CACHE_MB", 0, 65_536, 16).pipe(Config.map((mb) => mb * 1024 * 1024)),
   logLevel,
   corsOrigins,
   wsPingInterval: seconds("WS_PING_INTERVAL", 30),

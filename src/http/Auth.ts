@@ -1,4 +1,3 @@
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -46,10 +45,8 @@ export const AuthorizationLive = Layer.effect(
 const BEARER = /^Bearer\s+(\S+)\s*$/i
 
 /** The token of an `Authorization: Bearer …` header. */
-export const bearerTokenOf = (request: HttpServerRequest.HttpServerRequest): Option.Option<string> =>
-  Option.flatMap(Option.fromNullable(request.headers["authorization"]), (header) =>
-    Option.fromNullable(BEARER.exec(header)?.[1])
-  )
+export const bearerTokenOf = (header: string | undefined): Option.Option<string> =>
+  header === undefined ? Option.none() : Option.fromNullable(BEARER.exec(header)?.[1])
 
 /**
  * Tokens given as `?token=` on a WebSocket handshake (browsers cannot set its headers).

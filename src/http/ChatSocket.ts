@@ -183,7 +183,7 @@ export const ChatSocketRoute = HttpApiBuilder.Router.use((router) =>
         const request = yield* HttpServerRequest.HttpServerRequest
         const search = yield* HttpServerRequest.ParsedSearchParams
         const incoming = NodeHttpServerRequest.toIncomingMessage(request)
-        yield* accessToken.verify(Option.orElse(bearerTokenOf(request), () => queryTokenOf(incoming)))
+        yield* accessToken.verify(Option.orElse(bearerTokenOf(request.headers["authorization"]), () => queryTokenOf(incoming)))
         const projectId = yield* Schema.decodeUnknown(ProjectId)(search["projectId"]).pipe(
           Effect.mapError(() => new ValidationError({ message: "projectId must be a UUID" }))
         )

@@ -15,7 +15,7 @@ const readResponse = (read: JsonRead) => {
   const headers = { etag: `"${read.etag}"`, "cache-control": "no-cache" }
   return read.body === null
     ? HttpServerResponse.empty({ status: 304, headers })
-    : HttpServerResponse.text(read.body, { contentType: "application/json", headers })
+    : HttpServerResponse.uint8Array(read.body, { contentType: "application/json", headers })
 }
 
 export const ProjectsHttpLive = HttpApiBuilder.group(GoChatApi, "projects", (handlers) =>

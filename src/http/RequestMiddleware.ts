@@ -14,10 +14,8 @@ import { MAX_JSON_DEPTH, nestsDeeperThan } from "./JsonNesting.js"
 const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** A caller's `X-Request-Id` when it is safe to log and echo, otherwise a fresh UUID. */
-export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): string => {
-  const given = request.headers["x-request-id"]
-  return given !== undefined && WELL_FORMED_REQUEST_ID.test(given) ? given : randomUUID()
-}
+export const requestIdOf = (given: string | undefined): string =>
+  given !== undefined && WELL_FORMED_REQUEST_ID.test(given) ? given : randomUUID()
 
 const declaredLength = (request: HttpServerRequest.HttpServerRequest): number => {
   const raw = request.headers["content-length"]
@@ -62,7 +60,7 @@ export const requestMiddleware =
   <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const requestId = requestIdOf(request)
+      const requestId = requestIdOf(request.headers["x-request-id"])
       const startedAt = performance.now()
       yield* Effect.annotateCurrentSpan("http.request_id", requestId)
       const echoRequestId = HttpServerResponse.setHeader("x-request-id", requestId)

@@ -4,7 +4,8 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { createServer, IncomingMessage } from "node:http"
+import * as Option from "effect/Option"
+import { IncomingMessage, Server, ServerResponse, type ServerOptions } from "node:http"
 import { AccessToken, AuthorizationLive, takeQueryToken } from "./Auth.js"
 import { rememberUpgradeHead, SocketServer } from "./SocketServer.js"
 import { AppConfig } from "../Config.js"
@@ -19,6 +20,8 @@ import { HealthHttpLive } from "./HealthHttp.js"
 import { PlaygroundRoute } from "./Playground.js"
 import { ProjectsHttpLive } from "./ProjectsHttp.js"
 import { requestMiddleware } from "./RequestMiddleware.js"
+import { corsOptions } from "./Cors.js"
+import { makeFastReads, type Preempt } from "./FastReads.js"
 
 /**
  * Past MAX_BODY_BYTES the platform's body reader destroys the request stream, which makes
@@ -33,6 +36,32 @@ class BodyLimitedRequest extends IncomingMessage {
   }
 }
 
+/**
+ * Offers each request to `preempt` first (`FastReads`): a request it takes never reaches
+ * the platform's listeners; one it hands back later (`fallback`) reaches them then.
+ */
+class PreemptingServer extends Server {
+  preempt: Preempt | undefined = undefined
+
+  constructor(options: ServerOptions) {
+    super(options)
+  }
+
+  override emit(event: string, ...args: Array<unknown>): boolean {
+    const preempt = this.preempt
+    if (event === "request" && preempt !== undefined && args[0] instanceof IncomingMessage && args[1] instanceof ServerResponse) {
+      if (preempt(args[0], args[1], () => super.emit("request", ...args))) return true
+    }
+    return super.emit(event, ...args)
+  }
+}
+
+/** Installs the fast REST reads on `server` (none with tracing on). */
+const fastReads = (server: PreemptingServer) =>
+  Layer.effectDiscard(Effect.map(makeFastReads, (preempt) => {
+    server.preempt = Option.getOrUndefined(preempt)
+  }))
+
 const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(
   Layer.provide([ProjectsHttpLive, HealthHttpLive]),
   Layer.provide(AuthorizationLive)
@@ -43,7 +72,7 @@ const ApiLive = HttpApiBuilder.api(GoChatApi).pipe(
  * accepting connections, let in-flight requests finish within SHUTDOWN_GRACE_SECONDS,
  * then cut whatever is left so shutdown is bounded.
  */
-const gracefulShutdown = (server: ReturnType<typeof createServer>) =>
+const gracefulShutdown = (server: Server) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
       const lifecycle = yield* Lifecycle
@@ -73,7 +102,7 @@ export const HttpServerLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
-    const server = createServer({
+    const server = new PreemptingServer({
       IncomingMessage: BodyLimitedRequest,
       headersTimeout: Duration.toMillis(config.httpHeadersTimeout),
       requestTimeout: Duration.toMillis(config.httpRequestTimeout)
@@ -91,10 +120,7 @@ export const HttpServerLive = Layer.unwrapEffect(
       Layer.provide(DocsRoute),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(
-        HttpApiBuilder.middlewareCors({
-          ...(config.corsOrigins.length > 0 ? { allowedOrigins: config.corsOrigins } : {}),
-          exposedHeaders: ["x-request-id", "etag"]
-        })
+        HttpApiBuilder.middlewareCors(corsOptions(config.corsOrigins))
       ),
       Layer.provide(ErrorMappingLive),
       Layer.provide(ApiLive),
@@ -105,6 +131,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     )
     // Built last, released first: draining starts while the server still answers.
     return gracefulShutdown(server).pipe(
+      Layer.provideMerge(fastReads(server)),
       Layer.provideMerge(serve),
       Layer.provideMerge(NodeHttpServer.layer(() => server, { port: config.port, host: config.host })),
       Layer.provideMerge(Layer.merge(SocketServer.Default, AccessToken.Default))

@@ -118,6 +118,6 @@ export const parseIfNoneMatch = (header: string | undefined): Validators => {
 /** A read as PostgreSQL answered it: the entity tag, and the JSON body unless the client's tag matched. */
 export interface JsonRead {
   readonly etag: string
-  /** null: the client's copy is current (304). */
-  readonly body: string | null
+  /** UTF-8 JSON; null: the client's copy is current (304). */
+  readonly body: Buffer | null
 }

@@ -20,6 +20,8 @@ import {
   type Validators
 } from "./Paging.js"
 import { listQuery, projectQuery } from "./ProjectsJson.js"
+import { ReadCache } from "./ReadCache.js"
+import { AppConfig } from "../Config.js"
 
 /** Who chose a title: the default is replaced by a generated one, a user's never is. */
 export const TitleSource = Schema.Literal("default", "user", "generated")
@@ -50,6 +52,7 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const pool = yield* DatabasePool
+    const cache = new ReadCache((yield* AppConfig).restCacheBytes)
     const columns = sql.literal(PROJECT_COLUMNS)
 
     const insert = SqlSchema.single({
@@ -119,34 +122,58 @@ export class Projects extends Effect.Service<Projects>()("Projects", {
     const nextField = (name: string, page: PageRequest<unknown>, cursor: string | null) =>
       page.limit === null ? "" : `,"${name}":${cursor === null ? "null" : JSON.stringify(cursor)}`
 
+    const pageKey = (page: PageRequest<unknown>) => `${page.limit ?? "all"}:${JSON.stringify(page.cursor)}`
+
+    /**
+     * Runs a read with the client's tags and the cached body's (`ReadCache`): no body comes
+     * back when either is current. The client's match is a 304; ours serves the cached body.
+     */
+    const cachedRead = <E>(
+      key: string,
+      validators: Validators,
+      read: (asked: Validators) => Effect.Effect<{ readonly etag: string; readonly body: string | null }, E>
+    ) =>
+      Effect.gen(function* () {
+        const cached = cache.get(key)
+        const asked = cached === undefined ? validators : { any: validators.any, tags: [...validators.tags, cached.etag] }
+        const { etag, body } = yield* read(asked)
+        if (body !== null) {
+          const bytes = Buffer.from(body, "utf8")
+          cache.set(key, { etag, body: bytes })
+          return { etag, body: bytes } satisfies JsonRead
+        }
+        if (validators.any || validators.tags.includes(etag)) return { etag, body: null } satisfies JsonRead
+        if (cached?.etag === etag) return { etag, body: cached.body } satisfies JsonRead
+        return yield* Effect.dieMessage("the database sent no body although no tag it was given is current")
+      })
+
     /** `GET /api/projects` as JSON text built by PostgreSQL; no body when the client's tag matches. */
-    const listJson = Effect.fn("Projects.listJson")(function* (page: PageRequest<ProjectsCursor>, validators: Validators) {
-      const rows = yield* runPrepared(pool, listQuery(sql, page, validators)).pipe(
-        Effect.flatMap(decodeListRows),
-        orUnavailable
-      )
-      const [row] = rows
-      const next = row.nextUpdatedAt === null || row.nextId === null
-        ? null
-        : encodeProjectsCursor({ u: row.nextUpdatedAt, i: row.nextId })
-      const body = row.items === null ? null : `{"projects":${row.items}${nextField("nextCursor", page, next)}}`
-      return { etag: row.etag, body } satisfies JsonRead
-    })
+    const listJson = Effect.fn("Projects.listJson")((page: PageRequest<ProjectsCursor>, validators: Validators) =>
+      cachedRead(`list:${pageKey(page)}`, validators, (asked) =>
+        Effect.gen(function* () {
+          const rows = yield* runPrepared(pool, listQuery(sql, page, asked)).pipe(Effect.flatMap(decodeListRows), orUnavailable)
+          const [row] = rows
+          const next = row.nextUpdatedAt === null || row.nextId === null
+            ? null
+            : encodeProjectsCursor({ u: row.nextUpdatedAt, i: row.nextId })
+          const body = row.items === null ? null : `{"projects":${row.items}${nextField("nextCursor", page, next)}}`
+          return { etag: row.etag, body }
+        })))
 
     /** `GET /api/projects/:id` as JSON text built by PostgreSQL; no body when the client's tag matches. */
-    const getJson = Effect.fn("Projects.getJson")(
-      function* (id: ProjectId, page: PageRequest<MessagesCursor>, validators: Validators) {
-        const rows = yield* runPrepared(pool, projectQuery(sql, id, page, validators)).pipe(
-          Effect.flatMap(decodeProjectRows),
-          orUnavailable
-        )
-        const row = rows[0]
-        if (row === undefined) return yield* new ProjectNotFound({ projectId: id })
-        const next = row.nextBefore === null ? null : encodeMessagesCursor({ o: row.nextBefore })
-        const body = row.head === null ? null : `${row.head}${nextField("nextBefore", page, next)}}`
-        return { etag: row.etag, body } satisfies JsonRead
-      }
-    )
+    const getJson = Effect.fn("Projects.getJson")((id: ProjectId, page: PageRequest<MessagesCursor>, validators: Validators) =>
+      cachedRead(`project:${id}:${pageKey(page)}`, validators, (asked) =>
+        Effect.gen(function* () {
+          const rows = yield* runPrepared(pool, projectQuery(sql, id, page, asked)).pipe(
+            Effect.flatMap(decodeProjectRows),
+            orUnavailable
+          )
+          const row = rows[0]
+          if (row === undefined) return yield* new ProjectNotFound({ projectId: id })
+          const next = row.nextBefore === null ? null : encodeMessagesCursor({ o: row.nextBefore })
+          const body = row.head === null ? null : `${row.head}${nextField("nextBefore", page, next)}}`
+          return { etag: row.etag, body }
+        })))
 
     const find = Effect.fn("Projects.find")((id: ProjectId) => findById(id).pipe(orUnavailable, Effect.flatMap(orNotFound(id))))
 
