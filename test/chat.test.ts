@@ -23,10 +23,13 @@ import {
   getProject,
   newProject,
   startClaudeApp,
-  storedMessages
+  storedMessages,
+  TEST_API_KEY
 } from "./support/ChatApp.js"
 import { gate } from "./support/FakeAnthropic.js"
 import { FakeRouterScoped } from "./support/FakeRouter.js"
+import { SteppedAnthropicScoped } from "./support/SteppedAnthropic.js"
+import { startTestApp } from "./support/TestApp.js"
 import { request, sendJson } from "./support/Http.js"
 import type { TestApp } from "./support/TestApp.js"
 import { decodeExact, WireError } from "./support/Wire.js"
@@ -658,4 +661,41 @@ describe.concurrent("chat: titles (FR-015)", () => {
       const listed = yield* request(`${app.url}/api/projects`)
       expect(listed.json).toMatchObject({ projects: [{ id: project.id, messageCount: 4, updatedAt: previous }] })
     }), TEST_TIMEOUT)
+})
+
+describe("the title request waits for the answer to get going", () => {
+  const steppedApp = Effect.gen(function* () {
+    const stepper = yield* SteppedAnthropicScoped
+    const app = yield* startTestApp({ CLAUDE_API_KEY: TEST_API_KEY, CLAUDE_BASE_URL: stepper.url, SHUTDOWN_GRACE_SECONDS: "1" })
+    const project = yield* newProject(app)
+    const client = yield* connect(app.wsUrl, project.id)
+    const titleRequests = () => stepper.requests.filter((body) => body["stream"] !== true)
+    return { stepper, project, client, titleRequests }
+  })
+
+  it.scopedLive("is sent after the first chunk, not beside the start of the answer", () =>
+    Effect.gen(function* () {
+      const { stepper, project, client, titleRequests } = yield* steppedApp
+      yield* client.chat("Build me an inventory tracker")
+      const stream = yield* Effect.promise(() => stepper.nextStream())
+      // The answer's request is out and nothing has streamed: no title request may follow it yet.
+      yield* Effect.sleep("300 millis")
+      expect(titleRequests()).toHaveLength(0)
+      yield* Effect.promise(() => stream.emit("Here is"))
+      const updated = yield* client.seen("project_updated")
+      expect(updated).toMatchObject({ projectId: project.id })
+      expect(titleRequests()).toHaveLength(1)
+      yield* Effect.promise(() => stream.finish())
+    }))
+
+  it.scopedLive("is sent when the answer ends without a chunk", () =>
+    Effect.gen(function* () {
+      const { stepper, project, client, titleRequests } = yield* steppedApp
+      yield* client.chat("Build me an inventory tracker")
+      const stream = yield* Effect.promise(() => stepper.nextStream())
+      yield* Effect.promise(() => stream.finish())
+      const updated = yield* client.seen("project_updated")
+      expect(updated).toMatchObject({ projectId: project.id })
+      expect(titleRequests()).toHaveLength(1)
+    }))
 })

@@ -84,9 +84,13 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
         const clientMessageId = frame.clientMessageId ?? null
         const { message: userMessage, created, answerId } = yield* messages.insertQuestion(projectId, frame.content, clientMessageId)
         if (Option.isNone(answerId)) return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
-        yield* runner.launch(projectId, new Generation(answerId.value, userMessage.id, clientMessageId))
+        const generation = new Generation(answerId.value, userMessage.id, clientMessageId)
+        yield* runner.launch(projectId, generation)
         if (created) {
-          const announceTitle = titles.forFirstMessage(projectId, frame.content).pipe(
+          // After the first chunk: when many answers start at once, the title requests and their
+          // statements would otherwise compete with the starts that users are waiting for.
+          const announceTitle = generation.started.pipe(
+            Effect.zipRight(titles.forFirstMessage(projectId, frame.content)),
             Effect.tap(Option.map((title) => rooms.broadcast(projectId, Events.projectUpdated(projectId, title))))
           )
           yield* Effect.forkIn(Effect.interruptible(announceTitle), scope)

@@ -1,5 +1,8 @@
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import type { MessageId } from "../domain/Ids.js"
 import type { Usage } from "../domain/Usage.js"
 import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"
@@ -30,6 +33,7 @@ export class Generation {
   /** Tokens its requests cost so far (summed over continuations); null until Claude reports any. */
   usage: Usage | null = null
   private fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+  private readonly firstChunk = Deferred.unsafeMake<void>(FiberId.none)
 
   constructor(
     readonly messageId: MessageId,
@@ -58,7 +62,10 @@ export class Generation {
   /** Adds Claude's next text and returns the encoded chunk event for it. */
   append(text: string): string {
     const offset = this.text.length
-    this.firstChunkAt ??= performance.now()
+    if (this.firstChunkAt === undefined) {
+      this.firstChunkAt = performance.now()
+      Deferred.unsafeDone(this.firstChunk, Exit.void)
+    }
     this.text += text
     this.seq += 1
     return Events.messageChunk(this.messageId, text, this.seq, offset)
@@ -68,6 +75,18 @@ export class Generation {
   catchUp(): ReadonlyArray<string> {
     const start = Events.messageStart(this.messageId, this.userMessageId, true)
     return this.text.length === 0 ? [start] : [start, Events.messageChunk(this.messageId, this.text, this.seq, 0)]
+  }
+
+  /**
+   * Waits for the first chunk, or for the answer's end if none comes: for work that belongs
+   * beside the answer but must not slow its start (the title request).
+   */
+  get started(): Effect.Effect<void> {
+    return Effect.suspend(() =>
+      this.fiber === undefined
+        ? Deferred.await(this.firstChunk)
+        : Effect.raceFirst(Deferred.await(this.firstChunk), Effect.asVoid(Fiber.await(this.fiber)))
+    )
   }
 
   /** The fiber running the answer's pipeline; a stop that came first takes effect now. */
