@@ -119,5 +119,5 @@ export const parseIfNoneMatch = (header: string | undefined): Validators => {
 export interface JsonRead {
   readonly etag: string
   /** UTF-8 JSON; null: the client's copy is current (304). */
-  readonly body: Buffer | null
+  readonly body: Uint8Array | null
 }
