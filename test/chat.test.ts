@@ -216,6 +216,23 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
         { role: "user", content: "four" }
       ])
     }), TEST_TIMEOUT)
+  it.scopedLive("counts the new message in CONTEXT_MESSAGE_LIMIT, and starts the context at a question", () =>
+    Effect.gen(function* () {
+      const { fake, client } = yield* claudeChat({ title: "Even limit", env: { CONTEXT_MESSAGE_LIMIT: "4" } })
+      for (const text of ["one", "two", "three"]) {
+        fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
+        yield* client.ask(text)
+      }
+      // The last 4 stored turns are answer two, three, answer three, four; a context never begins
+      // with an answer, so "answer two" is left out too (one turn more would bring "two" in).
+      fake.enqueueChat({ kind: "text", chunks: ["answer four"] })
+      yield* client.ask("four")
+      expect(fake.chatRequests().at(-1)?.messages).toEqual([
+        { role: "user", content: "three" },
+        { role: "assistant", content: "answer three" },
+        { role: "user", content: "four" }
+      ])
+    }), TEST_TIMEOUT)
   it.scopedLive("drops the oldest messages when CONTEXT_TOKEN_BUDGET is exceeded, always keeping the new one", () =>
     Effect.gen(function* () {
       // Room for the system prompt and ~100 tokens (400 characters) of conversation.

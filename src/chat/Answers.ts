@@ -126,11 +126,12 @@ export class Answers extends Effect.Service<Answers>()("Answers", {
      */
     const pipeline = (projectId: ProjectId, generation: Generation) =>
       Effect.gen(function* () {
-        // The user message was stored a moment ago: a failure here is more likely a busy pool
-        // than an outage, and Claude has not been called yet, so trying again is free.
-        const history = yield* messages.recent(projectId, config.contextMessageLimit).pipe(
+        // A new question's statement read its context already. Otherwise (a continuation, a
+        // takeover) the user message was stored a while ago: a failure here is more likely a busy
+        // pool than an outage, and Claude has not been called yet, so trying again is free.
+        const history = generation.history ?? (yield* messages.recent(projectId, config.contextMessageLimit).pipe(
           Effect.retry({ times: 2, schedule: Schedule.exponential("200 millis") })
-        )
+        ))
         let afterStops = 0
         let afterFailures = 0
         // model_context_window_exceeded: the answer goes on once, from a context cut to half the budget.

@@ -82,11 +82,16 @@ export class Chat extends Effect.Service<Chat>()("Chat", {
     const start = (projectId: ProjectId, frame: ChatMessageFrame, reply: Subscriber) =>
       Effect.gen(function* () {
         const clientMessageId = frame.clientMessageId ?? null
-        const { message: userMessage, created, answerId } = yield* messages.insertQuestion(projectId, frame.content, clientMessageId)
+        const { message: userMessage, answerId, context, namesProject } = yield* messages.insertQuestion(
+          projectId,
+          frame.content,
+          clientMessageId,
+          config.contextMessageLimit
+        )
         if (Option.isNone(answerId)) return yield* acknowledgeAgain(projectId, reply, userMessage.id).pipe(Effect.as(false))
-        const generation = new Generation(answerId.value, userMessage.id, clientMessageId)
+        const generation = new Generation(answerId.value, userMessage.id, clientMessageId, Option.getOrUndefined(context))
         yield* runner.launch(projectId, generation)
-        if (created) {
+        if (namesProject) {
           // After the first chunk: when many answers start at once, the title requests and their
           // statements would otherwise compete with the starts that users are waiting for.
           const announceTitle = generation.started.pipe(

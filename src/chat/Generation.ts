@@ -5,6 +5,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import type { MessageId } from "../domain/Ids.js"
 import type { Usage } from "../domain/Usage.js"
+import type { Turn } from "../messages/Messages.js"
 import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"
 import * as Events from "./Events.js"
 
@@ -38,7 +39,9 @@ export class Generation {
   constructor(
     readonly messageId: MessageId,
     readonly userMessageId: MessageId,
-    readonly clientMessageId: string | null
+    readonly clientMessageId: string | null,
+    /** The conversation up to the question, when storing the question read it; read at the start otherwise. */
+    readonly history?: ReadonlyArray<Turn>
   ) {}
 
   /**

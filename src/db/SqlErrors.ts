@@ -24,6 +24,18 @@ export const isConnectionFailure = (error: SqlError): boolean => {
 }
 
 /**
+ * True when the statement cannot have reached the server: no pooled connection came within
+ * the pool's wait (a busy pool, under a burst), or none could be opened. Sending it again
+ * cannot run it twice.
+ */
+export const neverSent = (error: unknown): boolean => {
+  if (!isSqlError(error)) return false
+  const cause = causeOf(error.cause)
+  const message = typeof cause.message === "string" ? cause.message : ""
+  return cause.code === "ECONNREFUSED" || /^timeout exceeded when trying to connect$|due to connection timeout/.test(message)
+}
+
+/**
  * Repository boundary: an unreachable database is a typed, retryable `DatabaseUnavailable`;
  * any other failure (bad SQL, a row that does not decode) is a bug and becomes a defect (500, logged).
  */

@@ -4,12 +4,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { orUnavailable } from "../db/SqlErrors.js"
+import { neverSent, orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
 import { ChatBusy, ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
 import { MESSAGE_ROW_COLUMNS, MessageRow, type MessageStatus, Role } from "../domain/Message.js"
+import { makeQuestionBatch, type Question } from "./QuestionBatch.js"
 import { StoredAnswer } from "./StoredAnswer.js"
 
 export { continuable, StoredAnswer } from "./StoredAnswer.js"
@@ -43,10 +45,28 @@ export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): Answer
   codeBlocks: extractCodeBlocks(fields.content)
 })
 
+/** A stored turn of the conversation, as the context is built from it. */
+const Turn = Schema.Struct({ role: Role, content: Schema.String, stopReason: Schema.NullOr(Schema.String) })
+export type Turn = typeof Turn.Type
+
+/** What storing a user message gave: see `Messages.insertQuestion`. */
+export interface InsertedQuestion {
+  readonly message: MessageRow
+  /** False for a retried send whose question was stored before. */
+  readonly created: boolean
+  /** The row its answer streams into; none when the question was answered already. */
+  readonly answerId: Option.Option<MessageId>
+  /** The latest turns up to the question (as `recent` reads them), when the statement read them. */
+  readonly context: Option.Option<ReadonlyArray<Turn>>
+  /** The project's first message, under a default title: the project is to be named from it. */
+  readonly namesProject: boolean
+}
+
 /** The messages repository: the chat path's writes and the context it reads. */
 export class Messages extends Effect.Service<Messages>()("Messages", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const scope = yield* Effect.scope
     const columns = sql.literal(MESSAGE_ROW_COLUMNS)
 
     const findOneByClientId = SqlSchema.findOne({
@@ -57,25 +77,57 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
     })
 
     /**
-     * A first send: the question and the row its answer streams into, in one statement (atomic,
-     * one round trip: the question's row is written first, so it comes first). No row when the
-     * send is a retry (its `clientMessageId` is stored already).
+     * First sends: each question and the row its answer streams into, in one statement (atomic,
+     * one round trip: a question's row is written first, so it comes first). No row for a send
+     * that is a retry (its `clientMessageId` is stored already). The same statement reads what
+     * each answer needs next, so that a start costs one round trip, not three: the turns before
+     * the question (its context; the statement's snapshot does not hold the rows it inserts)
+     * and whether this is the project's first message under a default title (it is named then).
+     * One project appears at most once (see `QuestionBatch`).
      */
-    const QuestionAndAnswerRow = Schema.Struct({ ...MessageRow.fields, answerId: MessageId })
-    const insertQuestionAndAnswerRow = SqlSchema.findOne({
-      Request: Schema.Struct({ projectId: ProjectId, content: Schema.String, clientMessageId: Schema.NullOr(Schema.String) }),
-      Result: QuestionAndAnswerRow,
-      execute: (request) =>
-        sql`WITH question AS (
-              INSERT INTO messages ${sql.insert({ ...request, role: "user", status: "complete" })}
-              ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
-              RETURNING ${columns}
-            ), answer AS (
-              INSERT INTO messages (project_id, role, content, status)
-              SELECT project_id, 'assistant', '', 'streaming' FROM question RETURNING id
-            )
-            SELECT question.*, answer.id AS answer_id FROM question, answer`
+    const QuestionAndAnswerRow = Schema.Struct({
+      ...MessageRow.fields,
+      answerId: MessageId,
+      earlier: Schema.Array(Turn),
+      namesProject: Schema.Boolean
     })
+    type QuestionAndAnswerRow = typeof QuestionAndAnswerRow.Type
+    const decodeQuestionRows = Schema.decodeUnknown(Schema.Array(QuestionAndAnswerRow))
+    const insertQuestionsStatement = `WITH input AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
+          AS i(project_id, content, client_message_id, earlier_limit)
+      ), question AS (
+        INSERT INTO messages (project_id, role, content, status, client_message_id)
+        SELECT project_id, 'user', content, 'complete', client_message_id FROM input
+        ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+        RETURNING ${MESSAGE_ROW_COLUMNS}
+      ), answer AS (
+        INSERT INTO messages (project_id, role, content, status)
+        SELECT project_id, 'assistant', '', 'streaming' FROM question RETURNING id, project_id
+      )
+      SELECT question.*, answer.id AS answer_id,
+        (SELECT coalesce(json_agg(json_build_object('role', role, 'content', content, 'stopReason', stop_reason) ORDER BY ordinal), '[]')
+           FROM (SELECT role, content, stop_reason, ordinal FROM messages
+                 WHERE project_id = question.project_id AND status <> 'streaming'
+                 ORDER BY ordinal DESC LIMIT input.earlier_limit) earlier) AS earlier,
+        (SELECT title_source = 'default' AND message_count = 0 FROM projects WHERE id = question.project_id) AS names_project
+      FROM question
+      JOIN answer ON answer.project_id = question.project_id
+      JOIN input ON input.project_id = question.project_id`
+    const insertQuestions = (questions: ReadonlyArray<Question>) =>
+      sql.unsafe(insertQuestionsStatement, [
+        questions.map((question) => question.projectId),
+        questions.map((question) => question.content),
+        questions.map((question) => question.clientMessageId),
+        questions.map((question) => question.contextLimit - 1)
+      ]).pipe(
+        // Under a burst the pool's wait (5 s) can pass before a connection is free: the
+        // statement was not sent, so it waits its turn again.
+        Effect.retry({ while: neverSent, times: 2, schedule: Schedule.exponential("200 millis") }),
+        Effect.flatMap(decodeQuestionRows),
+        Effect.map((rows) => new Map(rows.map((row) => [row.projectId, row])))
+      )
+    const batched = makeQuestionBatch<QuestionAndAnswerRow>(insertQuestions, scope)
 
     const insertAssistantRow = SqlSchema.single({
       Request: ProjectId,
@@ -87,7 +139,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
 
     const recentRows = SqlSchema.findAll({
       Request: Schema.Struct({ projectId: ProjectId, limit: Schema.Int }),
-      Result: Schema.Struct({ role: Role, content: Schema.String, stopReason: Schema.NullOr(Schema.String) }),
+      Result: Turn,
       execute: ({ projectId, limit }) =>
         sql`SELECT role, content, stop_reason FROM (
               SELECT role, content, stop_reason, ordinal FROM messages
@@ -151,26 +203,44 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
      * The user message and the row its answer streams into, atomically: when the project
      * already streams an answer (on any instance: the unique index says so) the question is
      * not stored either. A retried send (its `clientMessageId` stored) gets its stored
-     * question (`created: false`) and `answerId` none when it was answered already.
+     * question (`created: false`) and `answerId` none when it was answered already. A first
+     * send also gets the answer's context: the latest `contextLimit` turns, as `recent` reads them.
      */
-    const insertQuestion = Effect.fn("Messages.insertQuestion")((projectId: ProjectId, content: string, clientMessageId: string | null) =>
-      insertQuestionAndAnswerRow({ projectId, content, clientMessageId }).pipe(
+    const insertQuestion = Effect.fn("Messages.insertQuestion")((
+      projectId: ProjectId,
+      content: string,
+      clientMessageId: string | null,
+      contextLimit: number
+    ) => {
+      const question: Question = { projectId, content, clientMessageId, contextLimit }
+      // Alone when the batch did not store it: a failure gets its exact error, a retried send its own path.
+      const alone = Effect.map(insertQuestions([question]), (rows) => Option.fromNullable(rows.get(projectId)))
+      return batched(question).pipe(
+        Effect.flatMap((row) => (Option.isSome(row) ? Effect.succeed(row) : alone)),
         Effect.flatMap(Option.match({
-          onSome: ({ answerId, ...question }) =>
-            Effect.succeed({ message: new MessageRow(question), created: true, answerId: Option.some(answerId) }),
+          onSome: ({ answerId, earlier, namesProject, ...question }) =>
+            Effect.succeed<InsertedQuestion>({
+              message: new MessageRow(question),
+              created: true,
+              answerId: Option.some(answerId),
+              context: Option.some([...earlier, { role: "user", content, stopReason: null }]),
+              namesProject
+            }),
           onNone: () =>
             sql.withTransaction(Effect.gen(function* () {
               const message = yield* findOneByClientId({ projectId, clientMessageId: clientMessageId ?? "" }).pipe(Effect.flatMap(Effect.orDie))
               const answered = Option.isSome(yield* answerTo(message.id))
               const answerId = answered ? Option.none<MessageId>() : Option.some((yield* insertAssistantRow(projectId)).id)
-              return { message, created: false, answerId }
+              const retried: InsertedQuestion = { message, created: false, answerId, context: Option.none(), namesProject: false }
+              return retried
             }))
         })),
         Effect.catchIf(isForeignKeyViolation, () => Effect.fail(new ProjectNotFound({ projectId }))),
         // The database allows one streaming answer per project, whichever process started it.
         Effect.catchIf(isUniqueViolation, () => Effect.fail(new ChatBusy({ messageId: "" }))),
         orUnavailableKeeping
-      ))
+      )
+    })
 
     /** The project's streaming answer, and whether it is recent (`withinSeconds`) and bounded enough to go on. */
     const streamingIn = Effect.fn("Messages.streamingIn")((projectId: ProjectId, withinSeconds: number, maxContinuations: number) =>

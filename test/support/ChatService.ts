@@ -11,6 +11,7 @@ import type { Subscriber } from "../../src/chat/Rooms.js"
 import { AppConfig } from "../../src/Config.js"
 import type { ProjectId } from "../../src/domain/Ids.js"
 import { Lifecycle } from "../../src/Lifecycle.js"
+import { Messages } from "../../src/messages/Messages.js"
 import { loggingFromConfig } from "../../src/observability/Logging.js"
 import { Projects } from "../../src/projects/Projects.js"
 import { makeScriptedClaude } from "./ScriptedClaude.js"
@@ -86,6 +87,7 @@ export const startChatService = (
       chat: Context.get(context, Chat),
       lifecycle: Context.get(context, Lifecycle),
       sql: Context.get(context, SqlClient.SqlClient),
+      messages: Context.get(context, Messages),
       newProject: Effect.map(Effect.orDie(projects.create(undefined)), (project) => project.id as ProjectId)
     }
   })
