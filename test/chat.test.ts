@@ -199,39 +199,36 @@ describe.concurrent("chat: the PRD's acceptance tests", () => {
       expect(again.violations).toEqual([])
     }), TEST_TIMEOUT)
 
+  /** What Claude is sent with the 4th question, after three exchanges, at CONTEXT_MESSAGE_LIMIT=`limit`. */
+  const contextOfFourthQuestion = (limit: number) =>
+    Effect.gen(function* () {
+      const { fake, client } = yield* claudeChat({ title: `Limit ${limit}`, env: { CONTEXT_MESSAGE_LIMIT: String(limit) } })
+      for (const text of ["one", "two", "three"]) {
+        fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
+        yield* client.ask(text)
+      }
+      fake.enqueueChat({ kind: "text", chunks: ["answer four"] })
+      yield* client.ask("four")
+      return fake.chatRequests().at(-1)?.messages
+    })
+  const lastExchangeAndFour = [
+    { role: "user", content: "three" },
+    { role: "assistant", content: "answer three" },
+    { role: "user", content: "four" }
+  ]
+
   it.scopedLive("keeps only the last CONTEXT_MESSAGE_LIMIT messages in what Claude is sent", () =>
     Effect.gen(function* () {
-      const { fake, client } = yield* claudeChat({ title: "Limits", env: { CONTEXT_MESSAGE_LIMIT: "3" } })
-      for (const text of ["one", "two", "three"]) {
-        fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
-        yield* client.ask(text)
-      }
       // Stored before the 4th answer: one, answer one, two, answer two, three, answer three, four.
       // CONTEXT_MESSAGE_LIMIT=3 keeps: three, answer three, four.
-      fake.enqueueChat({ kind: "text", chunks: ["answer four"] })
-      yield* client.ask("four")
-      expect(fake.chatRequests().at(-1)?.messages).toEqual([
-        { role: "user", content: "three" },
-        { role: "assistant", content: "answer three" },
-        { role: "user", content: "four" }
-      ])
+      expect(yield* contextOfFourthQuestion(3)).toEqual(lastExchangeAndFour)
     }), TEST_TIMEOUT)
+
   it.scopedLive("counts the new message in CONTEXT_MESSAGE_LIMIT, and starts the context at a question", () =>
     Effect.gen(function* () {
-      const { fake, client } = yield* claudeChat({ title: "Even limit", env: { CONTEXT_MESSAGE_LIMIT: "4" } })
-      for (const text of ["one", "two", "three"]) {
-        fake.enqueueChat({ kind: "text", chunks: [`answer ${text}`] })
-        yield* client.ask(text)
-      }
       // The last 4 stored turns are answer two, three, answer three, four; a context never begins
       // with an answer, so "answer two" is left out too (one turn more would bring "two" in).
-      fake.enqueueChat({ kind: "text", chunks: ["answer four"] })
-      yield* client.ask("four")
-      expect(fake.chatRequests().at(-1)?.messages).toEqual([
-        { role: "user", content: "three" },
-        { role: "assistant", content: "answer three" },
-        { role: "user", content: "four" }
-      ])
+      expect(yield* contextOfFourthQuestion(4)).toEqual(lastExchangeAndFour)
     }), TEST_TIMEOUT)
   it.scopedLive("drops the oldest messages when CONTEXT_TOKEN_BUDGET is exceeded, always keeping the new one", () =>
     Effect.gen(function* () {
