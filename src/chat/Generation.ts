@@ -5,7 +5,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import type { MessageId } from "../domain/Ids.js"
 import type { Usage } from "../domain/Usage.js"
-import type { Turn } from "../messages/Messages.js"
+import type { Turn } from "../messages/InsertQuestions.js"
 import { type StoredAnswer, storedUsage } from "../messages/StoredAnswer.js"
 import * as Events from "./Events.js"
 

@@ -13,6 +13,13 @@ const causeOf = (error: unknown): { readonly code?: unknown; readonly message?: 
 
 const isSqlError = (error: unknown): error is SqlError => Predicate.isTagged(error, "SqlError")
 
+/** A PostgreSQL error of SQLSTATE `code`. */
+const hasSqlState = (code: string) => (error: unknown): boolean => isSqlError(error) && causeOf(error.cause).code === code
+/** 23505: a unique index refused the row. */
+export const isUniqueViolation = hasSqlState("23505")
+/** 23503: the row refers to one that does not exist (a deleted project). */
+export const isForeignKeyViolation = hasSqlState("23503")
+
 /** True when the database could not be reached, as opposed to a query that is wrong. */
 export const isConnectionFailure = (error: SqlError): boolean => {
   const cause = causeOf(error.cause)

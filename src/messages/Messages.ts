@@ -3,14 +3,13 @@ import * as SqlSchema from "@effect/sql/SqlSchema"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { neverSent, orUnavailable } from "../db/SqlErrors.js"
+import { isForeignKeyViolation, isUniqueViolation, orUnavailable } from "../db/SqlErrors.js"
 import type { CodeBlock } from "../domain/CodeBlock.js"
 import { ChatBusy, ProjectNotFound } from "../domain/Errors.js"
 import { MessageId, ProjectId } from "../domain/Ids.js"
-import { MESSAGE_ROW_COLUMNS, MessageRow, type MessageStatus, Role } from "../domain/Message.js"
+import { MESSAGE_ROW_COLUMNS, MessageRow, type MessageStatus } from "../domain/Message.js"
+import { insertQuestionRows, type QuestionAndAnswerRow, Turn } from "./InsertQuestions.js"
 import { makeQuestionBatch, type Question } from "./QuestionBatch.js"
 import { StoredAnswer } from "./StoredAnswer.js"
 
@@ -30,14 +29,6 @@ export interface AnswerOutcome {
   readonly codeBlocks: ReadonlyArray<CodeBlock>
 }
 
-/** A PostgreSQL error of SQLSTATE `code` (23505: unique violation, 23503: foreign key violation). */
-const hasSqlState = (code: string) => (error: unknown) =>
-  Predicate.isTagged(error, "SqlError") &&
-  Predicate.hasProperty(error, "cause") &&
-  Predicate.hasProperty(error.cause, "code") &&
-  error.cause.code === code
-const isUniqueViolation = hasSqlState("23505")
-const isForeignKeyViolation = hasSqlState("23503")
 
 /** An answer's end state; its code blocks are found here, once, for storing and for clients alike. */
 export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): AnswerOutcome => ({
@@ -45,9 +36,6 @@ export const answerOutcome = (fields: Omit<AnswerOutcome, "codeBlocks">): Answer
   codeBlocks: extractCodeBlocks(fields.content)
 })
 
-/** A stored turn of the conversation, as the context is built from it. */
-const Turn = Schema.Struct({ role: Role, content: Schema.String, stopReason: Schema.NullOr(Schema.String) })
-export type Turn = typeof Turn.Type
 
 /** What storing a user message gave: see `Messages.insertQuestion`. */
 export interface InsertedQuestion {
@@ -76,57 +64,7 @@ export class Messages extends Effect.Service<Messages>()("Messages", {
         sql`SELECT ${columns} FROM messages WHERE project_id = ${projectId} AND client_message_id = ${clientMessageId}`
     })
 
-    /**
-     * First sends: each question and the row its answer streams into, in one statement (atomic,
-     * one round trip: a question's row is written first, so it comes first). No row for a send
-     * that is a retry (its `clientMessageId` is stored already). The same statement reads what
-     * each answer needs next, so that a start costs one round trip, not three: the turns before
-     * the question (its context; the statement's snapshot does not hold the rows it inserts)
-     * and whether this is the project's first message under a default title (it is named then).
-     * One project appears at most once (see `QuestionBatch`).
-     */
-    const QuestionAndAnswerRow = Schema.Struct({
-      ...MessageRow.fields,
-      answerId: MessageId,
-      earlier: Schema.Array(Turn),
-      namesProject: Schema.Boolean
-    })
-    type QuestionAndAnswerRow = typeof QuestionAndAnswerRow.Type
-    const decodeQuestionRows = Schema.decodeUnknown(Schema.Array(QuestionAndAnswerRow))
-    const insertQuestionsStatement = `WITH input AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
-          AS i(project_id, content, client_message_id, earlier_limit)
-      ), question AS (
-        INSERT INTO messages (project_id, role, content, status, client_message_id)
-        SELECT project_id, 'user', content, 'complete', client_message_id FROM input
-        ON CONFLICT (project_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
-        RETURNING ${MESSAGE_ROW_COLUMNS}
-      ), answer AS (
-        INSERT INTO messages (project_id, role, content, status)
-        SELECT project_id, 'assistant', '', 'streaming' FROM question RETURNING id, project_id
-      )
-      SELECT question.*, answer.id AS answer_id,
-        (SELECT coalesce(json_agg(json_build_object('role', role, 'content', content, 'stopReason', stop_reason) ORDER BY ordinal), '[]')
-           FROM (SELECT role, content, stop_reason, ordinal FROM messages
-                 WHERE project_id = question.project_id AND status <> 'streaming'
-                 ORDER BY ordinal DESC LIMIT input.earlier_limit) earlier) AS earlier,
-        (SELECT title_source = 'default' AND message_count = 0 FROM projects WHERE id = question.project_id) AS names_project
-      FROM question
-      JOIN answer ON answer.project_id = question.project_id
-      JOIN input ON input.project_id = question.project_id`
-    const insertQuestions = (questions: ReadonlyArray<Question>) =>
-      sql.unsafe(insertQuestionsStatement, [
-        questions.map((question) => question.projectId),
-        questions.map((question) => question.content),
-        questions.map((question) => question.clientMessageId),
-        questions.map((question) => question.contextLimit - 1)
-      ]).pipe(
-        // Under a burst the pool's wait (5 s) can pass before a connection is free: the
-        // statement was not sent, so it waits its turn again.
-        Effect.retry({ while: neverSent, times: 2, schedule: Schedule.exponential("200 millis") }),
-        Effect.flatMap(decodeQuestionRows),
-        Effect.map((rows) => new Map(rows.map((row) => [row.projectId, row])))
-      )
+    const insertQuestions = insertQuestionRows(sql)
     const batched = makeQuestionBatch<QuestionAndAnswerRow>(insertQuestions, scope)
 
     const insertAssistantRow = SqlSchema.single({
